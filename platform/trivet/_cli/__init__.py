@@ -1,0 +1,1 @@
+"""The platform's CLI sub-apps (auth, project, models, artifacts, lineage, audit)."""

@@ -1,0 +1,58 @@
+"""The assembled Session: the platform's Session plus the parts, and ``connect``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from trivet.platform.session import Session as PlatformSession
+from trivet.platform.settings import Settings, load_settings
+from trivet.platform.workspace import init_workspace, open_session
+
+__all__ = ["Session", "connect", "init"]
+
+
+class Session(PlatformSession):
+    """A principal's handle on a workspace: identity, access, artifacts, registry, lineage.
+
+    The feature store, clarify and pipelines hang off it as ``session.featurestore``,
+    ``session.clarify`` and ``session.pipelines`` as they land.
+    """
+
+
+def connect(
+    workspace: str | Path | None = None,
+    token: str | None = None,
+    *,
+    project: str | None = None,
+) -> Session:
+    """Open a session on a workspace.
+
+    Args:
+        workspace: the workspace folder; default ``TRIVET_WORKSPACE`` or the nearest
+            ``.trivet/`` above the current directory.
+        token: an API token; default ``TRIVET_TOKEN``. Without one, the OS user who
+            created the workspace is signed in as its admin.
+        project: the default project for names (default: the workspace's).
+
+    Raises:
+        NotFound: no workspace there.
+        NotAuthenticated: no usable identity (bad, expired or revoked token).
+
+    Example:
+        >>> import trivet, tempfile
+        >>> ws = trivet.init(tempfile.mkdtemp() + "/ws")
+        >>> trivet.connect(ws.workspace).identity.whoami().kind.value
+        'user'
+    """
+    settings = load_settings(workspace)
+    return open_session(settings, token, Session, project=project)
+
+
+def init(
+    path: str | Path | None = None,
+    *,
+    project: str = "default",
+    catalog_url: str | None = None,
+) -> Settings:
+    """Create a workspace (see :func:`trivet.platform.workspace.init_workspace`)."""
+    return init_workspace(path, project=project, catalog_url=catalog_url)

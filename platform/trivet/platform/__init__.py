@@ -1,0 +1,1 @@
+"""The shared platform layer: workspace, catalog, identity, permissions, artifacts."""

@@ -1,0 +1,250 @@
+"""The catalog side of the artifact store: content rows, folder entries, digests.
+
+``artifacts`` holds one row per content (first writer's metadata; a plain blob learns
+its kind when the same bytes are later put as a DataFrame, a directory or a model);
+``artifact_entries`` holds one row per folder that holds it. Reading a digest needs
+``artifact:read`` on one of those folders.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal, cast
+
+import sqlalchemy as sa
+
+from trivet.errors import NotFound, ValidationError
+from trivet.platform.catalog import now_utc
+from trivet.platform.catalog._catalog import as_utc
+from trivet.platform.catalog.schema import artifact_entries, artifacts
+
+if TYPE_CHECKING:
+    from trivet.platform.session import Session
+
+__all__ = [
+    "ArtifactRef",
+    "Kind",
+    "readable",
+    "record_put",
+    "ref_query",
+    "resolve",
+    "rows_among",
+    "to_ref",
+]
+
+Kind = Literal["blob", "dir", "dataframe", "model"]
+
+_DIGEST = re.compile(r"[0-9a-f]{64}")
+_PREFIX = re.compile(r"[0-9a-f]{8,63}")
+_DIGEST_HINT = (
+    "a digest is the 64 lower-case hexadecimal characters of a sha256 "
+    "(or a unique prefix of at least 8 of them)"
+)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ArtifactRef:
+    """An artifact as one folder holds it.
+
+    ``created_at``, ``created_by`` (a principal id) and ``label`` describe the folder's
+    entry; the other fields describe the content, which is the same in every folder.
+    """
+
+    digest: str
+    kind: Kind
+    size: int
+    """Bytes of content; for a directory, the total of its files."""
+    media_type: str
+    meta: Mapping[str, Any] = field(hash=False)
+    folder: str
+    created_at: dt.datetime
+    created_by: str | None
+    label: str = ""
+
+
+def _insert_ignoring_duplicates(dialect: str, table: sa.Table, values: Mapping[str, Any]) -> Any:
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert(table).values(**values).on_conflict_do_nothing()
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert(table).values(**values).on_conflict_do_nothing()
+
+
+def ref_query() -> sa.Select[Any]:
+    """Select folder entries joined with their content rows (filter and order it)."""
+    return sa.select(
+        artifacts.c.digest,
+        artifacts.c.kind,
+        artifacts.c.size,
+        artifacts.c.media_type,
+        artifacts.c.meta,
+        artifact_entries.c.folder,
+        artifact_entries.c.label,
+        artifact_entries.c.created_at,
+        artifact_entries.c.created_by,
+    ).select_from(artifact_entries.join(artifacts, artifacts.c.digest == artifact_entries.c.digest))
+
+
+def to_ref(row: sa.Row[Any]) -> ArtifactRef:
+    """Build a reference from a row of :func:`ref_query`."""
+    created = as_utc(row.created_at)
+    assert created is not None
+    return ArtifactRef(
+        digest=row.digest,
+        kind=cast(Kind, row.kind),
+        size=int(row.size),
+        media_type=row.media_type,
+        meta=dict(row.meta or {}),
+        folder=row.folder,
+        created_at=created,
+        created_by=row.created_by,
+        label=row.label or "",
+    )
+
+
+def rows_among(session: Session, digests: Sequence[str]) -> set[str]:
+    """Return which of ``digests`` have a catalog row."""
+    found: set[str] = set()
+    with session.catalog.read() as conn:
+        for i in range(0, len(digests), 500):
+            batch = digests[i : i + 500]
+            found.update(
+                conn.execute(
+                    sa.select(artifacts.c.digest).where(artifacts.c.digest.in_(batch))
+                ).scalars()
+            )
+    return found
+
+
+def record_put(
+    session: Session,
+    folder: str,
+    label: str,
+    *,
+    digest: str,
+    kind: Kind,
+    size: int,
+    media_type: str,
+    meta: Mapping[str, Any] | None = None,
+) -> ArtifactRef:
+    """Write the content's row (if new), the folder's entry and an audit row."""
+    now, pid = now_utc(), session.principal.id
+    dialect = session.catalog.dialect
+    with session.catalog.write() as conn:
+        conn.execute(
+            _insert_ignoring_duplicates(
+                dialect,
+                artifacts,
+                {
+                    "digest": digest,
+                    "kind": kind,
+                    "size": size,
+                    "media_type": media_type,
+                    "meta": dict(meta or {}),
+                    "created_at": now,
+                    "created_by": pid,
+                },
+            )
+        )
+        if kind != "blob":  # the same bytes put plainly before: now we know what they are
+            conn.execute(
+                sa.update(artifacts)
+                .where(artifacts.c.digest == digest, artifacts.c.kind == "blob")
+                .values(kind=kind, size=size, media_type=media_type, meta=dict(meta or {}))
+            )
+        conn.execute(
+            _insert_ignoring_duplicates(
+                dialect,
+                artifact_entries,
+                {
+                    "folder": folder,
+                    "digest": digest,
+                    "label": label,
+                    "created_at": now,
+                    "created_by": pid,
+                },
+            )
+        )
+        if label:
+            conn.execute(
+                sa.update(artifact_entries)
+                .where(
+                    artifact_entries.c.folder == folder,
+                    artifact_entries.c.digest == digest,
+                    artifact_entries.c.label != label,
+                )
+                .values(label=label)
+            )
+        row = conn.execute(
+            ref_query().where(
+                artifact_entries.c.folder == folder, artifact_entries.c.digest == digest
+            )
+        ).one()
+        session.record(
+            conn,
+            action="artifact:put",
+            resource=folder,
+            detail={"digest": digest, "kind": row.kind, "size": int(row.size)},
+        )
+    return to_ref(row)
+
+
+def resolve(session: Session, digest: object) -> str:
+    """Return the full digest for a digest or a unique prefix of one."""
+    if isinstance(digest, str):
+        text = digest.removeprefix("sha256:")
+        if _DIGEST.fullmatch(text):
+            return text
+        if _PREFIX.fullmatch(text):
+            return _expand(session, text)
+        shown = repr(digest[:80])
+    else:
+        shown = f"a {type(digest).__name__}"
+    raise ValidationError(f"{shown} is not an artifact digest.", hint=_DIGEST_HINT)
+
+
+def _expand(session: Session, prefix: str) -> str:
+    with session.catalog.read() as conn:
+        rows = conn.execute(
+            sa.select(artifact_entries.c.digest, artifact_entries.c.folder)
+            .where(artifact_entries.c.digest.startswith(prefix, autoescape=True))
+            .limit(1000)
+        ).all()
+    everything = {r.digest for r in rows}
+    if not everything:
+        raise NotFound(f"No artifact's digest starts with {prefix!r}.")
+    if len(everything) == 1:
+        return str(everything.pop())
+    mine = {r.digest for r in rows if session.can("artifact:read", r.folder)}
+    if len(mine) == 1:
+        return str(mine.pop())
+    raise ValidationError(
+        f"The digest prefix {prefix!r} matches several artifacts.",
+        hint="give more of the digest",
+    )
+
+
+def readable(session: Session, digest: object) -> ArtifactRef:
+    """Resolve ``digest`` and check ``artifact:read`` on a folder that holds it."""
+    resolved = resolve(session, digest)
+    with session.catalog.read() as conn:
+        rows = conn.execute(
+            ref_query()
+            .where(artifact_entries.c.digest == resolved)
+            .order_by(artifact_entries.c.folder)
+        ).all()
+    if not rows:
+        raise NotFound(
+            f"There is no artifact {resolved}.",
+            hint="see what you may read with `trivet artifacts list`",
+        )
+    for row in rows:
+        if session.can("artifact:read", row.folder):
+            return to_ref(row)
+    session.require("artifact:read", rows[0].folder)  # denied: raises, and is audited
+    return to_ref(rows[0])

@@ -1,0 +1,450 @@
+"""Permissions: the action catalogue, roles, grants and their evaluation.
+
+The model is specified in ``shared/specs/permissions.md``: default deny; an explicit
+deny anywhere beats any allow; grants on a subtree (``path/*``) cover children created
+later; patterns are segment-aware. A principal's grants (its own and its groups',
+transitively) are compiled once per *policy epoch* into two dicts keyed by pattern, so
+a check costs at most ``depth + 2`` dict probes, independent of the number of grants.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+import sqlalchemy as sa
+
+from trivet.errors import ValidationError, did_you_mean
+from trivet.platform.catalog import Catalog, now_utc
+from trivet.platform.catalog._catalog import after_commit, as_utc
+from trivet.platform.catalog.schema import grants, memberships, policy_epoch, roles, tokens
+from trivet.platform.names import check_resource, pattern_covers, pattern_includes
+
+__all__ = [
+    "ACTIONS",
+    "BUILTIN_ROLES",
+    "REVIEW_ACTIONS",
+    "Decision",
+    "Effect",
+    "Evaluator",
+    "TokenScope",
+    "bump_epoch",
+    "expand_privilege",
+    "probe_keys",
+]
+
+Effect = Literal["allow", "deny"]
+
+ACTIONS: frozenset[str] = frozenset(
+    {
+        "feature:describe",
+        "feature:read_online",
+        "feature:read_offline",
+        "feature:write",
+        "feature:create",
+        "feature:delete",
+        "pipeline:describe",
+        "pipeline:create",
+        "pipeline:update",
+        "pipeline:run",
+        "pipeline:delete",
+        "model:describe",
+        "model:read",
+        "model:register",
+        "model:approve",
+        "model:delete",
+        "artifact:read",
+        "artifact:write",
+        "clarify:run",
+        "clarify:read_report",
+        "clarify:review",
+        "principal:use",
+        "principal:manage",
+        "grant:manage",
+        "audit:read",
+    }
+)
+
+REVIEW_ACTIONS: frozenset[str] = frozenset({"model:approve", "clarify:review"})
+"""Actions that sign off someone else's work; a creator's grant never includes them."""
+
+_VIEWER = frozenset(
+    {"feature:describe", "pipeline:describe", "model:describe", "clarify:read_report"}
+)
+BUILTIN_ROLES: Mapping[str, frozenset[str]] = {
+    "viewer": _VIEWER,
+    "online_reader": frozenset({"feature:describe", "feature:read_online"}),
+    "data_scientist": _VIEWER
+    | {
+        "feature:read_online",
+        "feature:read_offline",
+        "feature:write",
+        "feature:create",
+        "pipeline:create",
+        "pipeline:update",
+        "pipeline:run",
+        "model:read",
+        "model:register",
+        "artifact:read",
+        "artifact:write",
+        "clarify:run",
+    },
+    "approver": _VIEWER | {"model:read", "model:approve", "clarify:review", "artifact:read"},
+    "owner": ACTIONS,
+    # What the creator of a resource gets on it: everything but the reviewing actions,
+    # so that whoever makes a thing does not also sign it off (separation of duties).
+    "maintainer": ACTIONS - REVIEW_ACTIONS,
+}
+
+
+def expand_privilege(privilege: str, custom_roles: Mapping[str, frozenset[str]]) -> frozenset[str]:
+    """Return the actions a privilege (an action or a role name) stands for."""
+    if privilege in ACTIONS:
+        return frozenset({privilege})
+    if privilege in BUILTIN_ROLES:
+        return BUILTIN_ROLES[privilege]
+    return custom_roles.get(privilege, frozenset())
+
+
+def check_privilege(privilege: str, custom_roles: Mapping[str, frozenset[str]]) -> str:
+    """Return ``privilege`` if it names an action or a role; else raise ValidationError."""
+    if privilege in ACTIONS or privilege in BUILTIN_ROLES or privilege in custom_roles:
+        return privilege
+    known = [*ACTIONS, *BUILTIN_ROLES, *custom_roles]
+    raise ValidationError(
+        f"{privilege!r} is neither an action nor a role.",
+        hint=did_you_mean(privilege, known) or "see `trivet auth actions`",
+    )
+
+
+def probe_keys(resource: str) -> list[str]:
+    """Return the grant-pattern keys that can match ``resource``, shallowest first.
+
+    >>> probe_keys("p/models/m")
+    ['*', 'p/*', 'p/models/*', 'p/models/m/*', 'p/models/m']
+    """
+    segments = resource.split("/")
+    keys = ["*"]
+    for i in range(1, len(segments) + 1):
+        keys.append("/".join(segments[:i]) + "/*")
+    keys.append(resource)
+    return keys
+
+
+def pattern_probe_keys(pattern: str) -> list[str]:
+    """Return the keys whose grants cover every resource a ``pattern`` matches."""
+    if pattern == "*":
+        return ["*"]
+    if pattern.endswith("/*"):
+        return probe_keys(pattern[:-2])[:-1]
+    return probe_keys(pattern)
+
+
+@dataclass(frozen=True, kw_only=True)
+class TokenScope:
+    """A token's ceiling: the actions it may use and the resource patterns it may touch."""
+
+    actions: frozenset[str] | None = None
+    patterns: tuple[str, ...] | None = None
+
+    def permits(self, action: str, resource: str) -> bool:
+        """Return whether the scope lets ``action`` on ``resource`` through."""
+        if self.actions is not None and action not in self.actions:
+            return False
+        return self.patterns is None or any(pattern_covers(p, resource) for p in self.patterns)
+
+    def permits_pattern(self, action: str, pattern: str) -> bool:
+        """Return whether the scope lets ``action`` through on everything ``pattern`` matches."""
+        if self.actions is not None and action not in self.actions:
+            return False
+        return self.patterns is None or any(pattern_includes(p, pattern) for p in self.patterns)
+
+    def intersect(self, other: TokenScope | None) -> TokenScope:
+        """Return the scope that lets through only what both scopes let through."""
+        if other is None:
+            return self
+        if self.actions is None or other.actions is None:
+            actions = self.actions if other.actions is None else other.actions
+        else:
+            actions = self.actions & other.actions
+        if self.patterns is None or other.patterns is None:
+            patterns = self.patterns if other.patterns is None else other.patterns
+        else:
+            # patterns are nodes or subtrees: two of them overlap only if one includes the other
+            meet = [
+                q if pattern_includes(p, q) else p
+                for p in self.patterns
+                for q in other.patterns
+                if pattern_includes(p, q) or pattern_includes(q, p)
+            ]
+            patterns = tuple(dict.fromkeys(meet))
+        return TokenScope(actions=actions, patterns=patterns)
+
+    def to_json(self) -> dict[str, list[str] | None]:
+        """Return the JSON form stored in the catalog."""
+        return {
+            "actions": sorted(self.actions) if self.actions is not None else None,
+            "patterns": list(self.patterns) if self.patterns is not None else None,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, list[str] | None] | None) -> TokenScope | None:
+        """Rebuild a scope from its stored JSON form."""
+        if data is None:
+            return None
+        acts, pats = data.get("actions"), data.get("patterns")
+        return cls(
+            actions=frozenset(acts) if acts is not None else None,
+            patterns=tuple(pats) if pats is not None else None,
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class Decision:
+    """The answer to "may this principal do this action on this resource?"."""
+
+    allowed: bool
+    action: str
+    resource: str
+    principal: str
+    reason: str
+    grants: tuple[str, ...] = ()
+
+    def __bool__(self) -> bool:
+        return self.allowed
+
+
+@dataclass(kw_only=True)
+class Compiled:
+    """A principal's grants compiled for one policy epoch."""
+
+    generation: int
+    allow: dict[str, dict[str, str]]
+    deny: dict[str, dict[str, str]]
+    valid_until: float  # time.time() of the earliest grant expiry
+    decisions: dict[tuple[str, str], Decision] = field(default_factory=dict)
+
+    def decide(self, principal: str, action: str, resource: str) -> Decision:
+        """Evaluate one check against the compiled grants (no caching)."""
+        if action not in ACTIONS:
+            return Decision(
+                allowed=False,
+                action=action,
+                resource=resource,
+                principal=principal,
+                reason=f"unknown action {action!r}",
+            )
+        allowed_by: str | None = None
+        for key in probe_keys(resource):
+            denied = self.deny.get(key)
+            if denied is not None and action in denied:
+                gid = denied[action]
+                return Decision(
+                    allowed=False,
+                    action=action,
+                    resource=resource,
+                    principal=principal,
+                    reason=f"explicitly denied by grant {gid} on {key!r}",
+                    grants=(gid,),
+                )
+            if allowed_by is None:
+                allowed = self.allow.get(key)
+                if allowed is not None and action in allowed:
+                    allowed_by = allowed[action]
+                    allowed_key = key
+        if allowed_by is None:
+            return Decision(
+                allowed=False,
+                action=action,
+                resource=resource,
+                principal=principal,
+                reason="no grant allows it (default deny)",
+            )
+        return Decision(
+            allowed=True,
+            action=action,
+            resource=resource,
+            principal=principal,
+            reason=f"allowed by grant {allowed_by} on {allowed_key!r}",
+            grants=(allowed_by,),
+        )
+
+
+# Process-local generation counter per catalog URL: a policy write through any Catalog
+# object in this process makes every evaluator on the same database recompile at once.
+_local_generation: dict[str, int] = {}
+_lock = threading.Lock()
+
+
+def bump_epoch(conn: sa.Connection, catalog: Catalog) -> None:
+    """Advance the policy epoch inside the caller's write transaction."""
+    updated = conn.execute(
+        sa.update(policy_epoch).where(policy_epoch.c.id == 1).values(epoch=policy_epoch.c.epoch + 1)
+    )
+    if updated.rowcount == 0:
+        conn.execute(sa.insert(policy_epoch).values(id=1, epoch=1))
+    _bump_local(catalog.url)
+    # again once committed: a check made between the two must not pin the old policy
+    after_commit(conn, lambda: _bump_local(catalog.url))
+
+
+def _bump_local(url: str) -> None:
+    with _lock:
+        _local_generation[url] = _local_generation.get(url, 0) + 1
+
+
+class Evaluator:
+    """Compiles and caches each principal's grants; answers checks in about a microsecond.
+
+    Other processes' policy changes are noticed by polling the epoch row at most every
+    ``poll_seconds``; changes made in this process are seen on the next check.
+    """
+
+    def __init__(self, catalog: Catalog, *, poll_seconds: float = 0.5) -> None:
+        self.catalog = catalog
+        self.poll_seconds = poll_seconds
+        self._compiled: dict[str, Compiled] = {}
+        self._revoked: dict[str, bool] = {}
+        self._db_epoch = -1
+        self._local_seen = -1
+        self._generation = 0
+        self._next_poll = 0.0
+
+    def generation(self) -> int:
+        """Return a number that changes whenever compiled grants may be stale."""
+        local = _local_generation.get(self.catalog.url, 0)
+        now = time.monotonic()
+        if local != self._local_seen or now >= self._next_poll:
+            self._next_poll = now + self.poll_seconds
+            self._local_seen = local
+            with self.catalog.read() as conn:
+                epoch = conn.execute(
+                    sa.select(policy_epoch.c.epoch).where(policy_epoch.c.id == 1)
+                ).scalar()
+            epoch = int(epoch or 0)
+            if epoch != self._db_epoch:
+                self._db_epoch = epoch
+                self._generation += 1
+                self._compiled.clear()
+                self._revoked.clear()
+        return self._generation
+
+    def token_revoked(self, token_id: str) -> bool:
+        """Return whether a token was revoked or deleted (re-read once per policy epoch)."""
+        self.generation()
+        revoked = self._revoked.get(token_id)
+        if revoked is None:
+            with self.catalog.read() as conn:
+                row = conn.execute(
+                    sa.select(tokens.c.revoked_at).where(tokens.c.id == token_id)
+                ).first()
+            revoked = self._revoked[token_id] = row is None or row.revoked_at is not None
+        return revoked
+
+    def compiled(self, principal_id: str) -> Compiled:
+        """Return the principal's compiled grants, recompiling when stale or expired."""
+        gen = self.generation()
+        comp = self._compiled.get(principal_id)
+        if comp is None or comp.generation != gen or time.time() >= comp.valid_until:
+            comp = self._compile(principal_id, gen)
+            self._compiled[principal_id] = comp
+        return comp
+
+    def check(self, principal_id: str, principal: str, action: str, resource: str) -> Decision:
+        """Decide one check (cached per compiled policy)."""
+        comp = self.compiled(principal_id)
+        key = (action, resource)
+        decision = comp.decisions.get(key)
+        if decision is None:
+            check_resource(resource)
+            decision = comp.decide(principal, action, resource)
+            if len(comp.decisions) < 100_000:
+                comp.decisions[key] = decision
+        return decision
+
+    def check_pattern(self, principal_id: str, action: str, pattern: str) -> bool:
+        """Return whether the principal holds ``action`` on everything ``pattern`` matches.
+
+        One allow must include the whole pattern, and no deny may touch any part of it
+        (a deny deeper down means the action is not held on all of the subtree).
+        """
+        comp = self.compiled(principal_id)
+        held = False
+        for key in pattern_probe_keys(pattern):
+            if action in comp.deny.get(key, {}):
+                return False
+            held = held or action in comp.allow.get(key, {})
+        if not held or not pattern.endswith("*"):
+            return held
+        node = pattern.removesuffix("*")  # '' for '*', 'p/x/' for 'p/x/*'
+        return not any(
+            action in acts and (key + "/").startswith(node) for key, acts in comp.deny.items()
+        )
+
+    def group_ids(self, conn: sa.Connection, principal_id: str) -> set[str]:
+        """Return every group the principal belongs to, transitively (cycle-safe)."""
+        seen: set[str] = set()
+        frontier = {principal_id}
+        while frontier:
+            rows = conn.execute(
+                sa.select(memberships.c.group_id).where(memberships.c.member_id.in_(frontier))
+            )
+            frontier = {r.group_id for r in rows} - seen - {principal_id}
+            seen |= frontier
+        return seen
+
+    def _compile(self, principal_id: str, generation: int) -> Compiled:
+        now = now_utc()
+        with self.catalog.read() as conn:
+            subjects = self.group_ids(conn, principal_id) | {principal_id}
+            custom = custom_roles(conn)
+            rows = conn.execute(
+                sa.select(
+                    grants.c.id,
+                    grants.c.effect,
+                    grants.c.privilege,
+                    grants.c.pattern,
+                    grants.c.expires_at,
+                ).where(grants.c.subject_id.in_(subjects))
+            ).all()
+        allow: dict[str, dict[str, str]] = {}
+        deny: dict[str, dict[str, str]] = {}
+        valid_until = float("inf")
+        for row in rows:
+            expires = as_utc(row.expires_at)
+            if expires is not None:
+                if expires <= now:
+                    continue
+                valid_until = min(valid_until, expires.timestamp())
+            target = deny if row.effect == "deny" else allow
+            bucket = target.setdefault(row.pattern, {})
+            for action in expand_privilege(row.privilege, custom):
+                bucket.setdefault(action, row.id)
+        return Compiled(generation=generation, allow=allow, deny=deny, valid_until=valid_until)
+
+
+def custom_roles(conn: sa.Connection) -> dict[str, frozenset[str]]:
+    """Return the custom roles defined in the catalog."""
+    return {
+        r.name: frozenset(r.actions) & ACTIONS
+        for r in conn.execute(sa.select(roles.c.name, roles.c.actions))
+    }
+
+
+def validate_role_actions(name: str, actions: Iterable[str]) -> frozenset[str]:
+    """Check a custom role: known actions, within one built-in role, no built-in name."""
+    if name in BUILTIN_ROLES:
+        raise ValidationError(f"{name!r} is a built-in role and cannot be redefined.")
+    acts = frozenset(actions)
+    if not acts:
+        raise ValidationError(f"The role {name!r} needs at least one action.")
+    unknown = sorted(acts - ACTIONS)
+    if unknown:
+        raise ValidationError(
+            f"The role {name!r} names unknown actions: {', '.join(map(repr, unknown))}.",
+            hint=did_you_mean(unknown[0], ACTIONS) or "see `trivet auth actions`",
+        )
+    return acts
