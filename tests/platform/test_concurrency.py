@@ -27,7 +27,8 @@ WORKER = textwrap.dedent(
         ref = session.artifacts.put_bytes(f"worker {worker} item {i}".encode() * 1000)
         model = session.artifacts.put_model({"worker": worker, "i": i}, flavor="pickle",
                                             trust_pickle=True)
-        session.registry.register("shared", artifact=model.digest, params={"worker": worker, "i": i})
+        params = {"worker": worker, "i": i}
+        session.registry.register("shared", artifact=model.digest, params=params)
         print(ref.digest, flush=True)
     """
 )
