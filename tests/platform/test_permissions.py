@@ -1157,3 +1157,11 @@ def test_principal_kinds_cannot_be_confused(admin: trivet.Session) -> None:
     assert group.kind is PrincipalKind.GROUP
     with pytest.raises(ValidationError, match="group"):
         admin.identity.create_token("grp")
+
+
+def test_a_grant_that_expired_before_it_was_written_is_refused(admin: trivet.Session) -> None:
+    admin.identity.create_user("alice")
+    past = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)
+    with pytest.raises(ValidationError, match="in the past"):
+        admin.access.grant("alice", "viewer", "default/*", expires_at=past)
+    assert admin.access.grants(subject="alice") == []

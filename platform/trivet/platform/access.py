@@ -150,6 +150,11 @@ class Access:
             raise ValidationError(
                 "expires_at must be timezone-aware.", hint="e.g. datetime.now(UTC) + timedelta(7)"
             )
+        if expires_at is not None and expires_at <= now_utc():
+            raise ValidationError(
+                f"expires_at {expires_at.isoformat()} is in the past; the grant would never count.",
+                hint="give a future time, or leave it out for a grant that does not expire",
+            )
         with self._s.catalog.read() as conn:
             custom = custom_roles(conn)
             target = identity.get_principal(conn, subject)
