@@ -14,7 +14,10 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AlreadyExists",
+    "BackendError",
     "Conflict",
+    "IntegrityError",
+    "MissingDependency",
     "NotAuthenticated",
     "NotFound",
     "PermissionDenied",
@@ -30,7 +33,10 @@ if TYPE_CHECKING:
     from trivet._session import Session, connect, init
     from trivet.errors import (
         AlreadyExists,
+        BackendError,
         Conflict,
+        IntegrityError,
+        MissingDependency,
         NotAuthenticated,
         NotFound,
         PermissionDenied,
@@ -43,6 +49,9 @@ _LAZY = {
     "connect": "trivet._session",
     "init": "trivet._session",
     "AlreadyExists": "trivet.errors",
+    "BackendError": "trivet.errors",
+    "IntegrityError": "trivet.errors",
+    "MissingDependency": "trivet.errors",
     "Conflict": "trivet.errors",
     "NotAuthenticated": "trivet.errors",
     "NotFound": "trivet.errors",

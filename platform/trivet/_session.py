@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from trivet.platform.session import Session as PlatformSession
 from trivet.platform.settings import Settings, load_settings
 from trivet.platform.workspace import init_workspace, open_session
+
+if TYPE_CHECKING:
+    from trivet.featurestore import FeatureStore
 
 __all__ = ["Session", "connect", "init"]
 
@@ -14,9 +19,22 @@ __all__ = ["Session", "connect", "init"]
 class Session(PlatformSession):
     """A principal's handle on a workspace: identity, access, artifacts, registry, lineage.
 
-    The feature store, clarify and pipelines hang off it as ``session.featurestore``,
-    ``session.clarify`` and ``session.pipelines`` as they land.
+    The parts hang off it: ``session.featurestore`` today; ``session.clarify`` and
+    ``session.pipelines`` as they land.
     """
+
+    @functools.cached_property
+    def featurestore(self) -> FeatureStore:
+        """The feature store: feature groups, ingestion, online and offline reads."""
+        from trivet.featurestore import FeatureStore
+
+        return FeatureStore(self)
+
+    def close(self) -> None:
+        """Release the session's connections (catalog and, if opened, online store)."""
+        if "featurestore" in self.__dict__:
+            self.featurestore.close()
+        super().close()
 
 
 def connect(

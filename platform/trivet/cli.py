@@ -21,7 +21,7 @@ from trivet._cli import lineage as lineage_cli
 from trivet._cli import models as models_cli
 from trivet._cli import project as project_cli
 from trivet._cli.context import configure, session
-from trivet._cli.output import JSON_OPTION, emit_json, err, note
+from trivet._cli.output import JSON_OPTION, emit_json, err, note, tagged
 from trivet.errors import TrivetError
 
 __all__ = ["app", "main"]
@@ -36,9 +36,9 @@ class _Group(TyperGroup):
         except TrivetError as exc:
             from trivet.platform.identity import redact
 
-            err.print(f"[red]error:[/red] {redact(exc.message)}", highlight=False)
+            tagged("error:", "red", redact(exc.message))
             if exc.hint:
-                err.print(f"[dim]hint:[/dim] {redact(exc.hint)}", highlight=False)
+                tagged("hint:", "dim", redact(exc.hint))
             raise typer.Exit(exc.exit_code) from None
 
 

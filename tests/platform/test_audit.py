@@ -111,7 +111,7 @@ def test_every_denial_is_audited_with_its_reason(
         ),
         (lambda: alice.assume("default-runner"), ("principal:use", "_principals/default-runner")),
         (lambda: alice.access.grant("alice", "owner", "*"), ("grant:manage", "_workspace")),
-        (lambda: alice.identity.create_project("p2"), ("grant:manage", "p2")),
+        (lambda: alice.identity.create_project("p2"), ("grant:manage", "_workspace")),
     ]
     for call, (action, resource) in calls:
         with pytest.raises(PermissionDenied):

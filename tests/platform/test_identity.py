@@ -411,5 +411,6 @@ def test_projects_cannot_take_reserved_names(admin: trivet.Session) -> None:
     for reserved in ("_principals", "_workspace", "_audit"):
         with pytest.raises(ValidationError, match="reserved"):
             admin.identity.create_project(reserved)
-    project = admin.identity.create_project("_mine")  # other names may start with '_'
-    assert project.runner == "_mine-runner"
+    with pytest.raises(ValidationError, match="reserved"):  # '_' prefixes are kept free
+        admin.identity.create_project("_mine")
+    assert admin.identity.create_project("mine").runner == "mine-runner"

@@ -1,20 +1,294 @@
-"""`trivet featurestore`: the command-line face of trivet.featurestore."""
+"""`trivet featurestore`: the command-line face of trivet.featurestore.
+
+Thin over :class:`~trivet.featurestore.FeatureStore`: data goes to stdout (``--json``
+for machines), messages to stderr; the root command turns a TrivetError into one red
+line and its exit code.
+
+This module sits below the assembly layer, so it does not import ``trivet._cli``: it
+opens its session from the root command's options (``--workspace``, ``--token``,
+``--project``, read from the click context) through the platform layer, and keeps
+its own two output helpers (JSON and a table).
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
+import enum
+import json
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
 import typer
 
+if TYPE_CHECKING:
+    from trivet.featurestore.store import FeatureStore
+
 app = typer.Typer(
-    help="Feature groups, ingestion, online/offline stores, training sets (not yet available).",
-    invoke_without_command=True,
+    help="Feature groups: define, ingest, read and delete records.", no_args_is_help=True
 )
 
+JSON_OPTION = typer.Option(False, "--json", help="Print machine-readable JSON to stdout.")
 
-@app.callback()
-def _not_yet(ctx: typer.Context) -> None:
-    if ctx.invoked_subcommand is None:
-        typer.echo(
-            "trivet featurestore is not available yet in this version: it is being built "
-            "(issue #3). The platform commands (auth, models, audit, ...) work today.",
-            err=True,
+
+# -- session and output ------------------------------------------------------------------
+def _store(ctx: typer.Context) -> FeatureStore:
+    """Open a FeatureStore with the root command's options (or TRIVET_* variables)."""
+    from trivet.featurestore.store import FeatureStore
+    from trivet.platform.session import Session
+    from trivet.platform.settings import load_settings
+    from trivet.platform.workspace import open_session
+
+    params: Mapping[str, Any] = ctx.find_root().params
+    settings = load_settings(params.get("workspace"))
+    session = open_session(settings, params.get("token"), Session, project=params.get("project"))
+    return FeatureStore(session)
+
+
+def _plain(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, dt.datetime):
+        return value.isoformat()
+    if isinstance(value, dt.timedelta):
+        return value.total_seconds()
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _emit_json(value: Any) -> None:
+    typer.echo(json.dumps(_plain(value), indent=2, sort_keys=True, default=str))
+
+
+def _table(rows: Iterable[Sequence[Any]], columns: Sequence[str]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(show_edge=False, header_style="bold")
+    for col in columns:
+        table.add_column(col)
+    count = 0
+    for row in rows:
+        table.add_row(*("" if v is None else str(_plain(v)) for v in row))
+        count += 1
+    if count:
+        Console(soft_wrap=True, width=None if sys.stdout.isatty() else 250).print(table)
+    else:
+        _note("(none)")
+
+
+def _note(message: str) -> None:
+    typer.echo(message, err=True)
+
+
+def _read_spec_file(path: Path) -> Any:
+    from trivet.errors import ValidationError
+    from trivet.featurestore.definitions import FeatureGroupSpec
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ValidationError(f"Cannot read the spec file {str(path)!r}: {exc.strerror}.") from exc
+    try:
+        if path.suffix.lower() == ".toml":
+            import tomllib
+
+            data: Any = tomllib.loads(text)
+        else:
+            data = json.loads(text)
+    except ValueError as exc:  # json's and tomllib's errors are ValueErrors
+        raise ValidationError(
+            f"The spec file {str(path)!r} is not valid {path.suffix[1:] or 'JSON'}: {exc}."
+        ) from exc
+    return FeatureGroupSpec.from_dict(data)
+
+
+# -- commands ------------------------------------------------------------------------------
+@app.command("create")
+def create(
+    ctx: typer.Context,
+    spec_file: Annotated[
+        Path | None, typer.Argument(help="A JSON or TOML spec (see `--from-data` to draft one).")
+    ] = None,
+    from_data: Annotated[
+        Path | None,
+        typer.Option("--from-data", help="Infer the spec from a .parquet or .csv file."),
+    ] = None,
+    name: Annotated[str | None, typer.Option(help="Group name (with --from-data).")] = None,
+    record_id: Annotated[
+        str | None, typer.Option("--record-id", help="Record id column (with --from-data).")
+    ] = None,
+    event_time: Annotated[
+        str | None, typer.Option("--event-time", help="Event time column (with --from-data).")
+    ] = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Create the inferred spec.")] = False,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Create a feature group from a spec file, or infer one from data to review."""
+    from trivet.errors import ValidationError
+
+    if (spec_file is None) == (from_data is None):
+        raise ValidationError(
+            "Give either a spec file or --from-data FILE.",
+            hint="e.g. trivet featurestore create --from-data rows.parquet --name g "
+            "--record-id id --event-time ts",
         )
+    if spec_file is not None:
+        spec = _read_spec_file(spec_file)
+    else:
+        assert from_data is not None
+        if not (name and record_id and event_time):
+            raise ValidationError(
+                "--from-data needs --name, --record-id and --event-time.",
+                hint="name the group and its record id and event time columns",
+            )
+        spec = _infer_from_file(from_data, name=name, record_id=record_id, event_time=event_time)
+        if not yes:
+            typer.echo(json.dumps(spec.to_dict(), indent=2))
+            _note(
+                "This is the inferred spec; nothing was created. Save it, edit it and run "
+                "`trivet featurestore create SPEC.json`, or rerun with --yes."
+            )
+            return
+    group = _store(ctx).create_group(spec)
+    if as_json:
+        _emit_json(group)
+        return
+    _note(f"Created feature group {group.name!r} ({len(group.features)} features).")
+
+
+def _infer_from_file(path: Path, *, name: str, record_id: str, event_time: str) -> Any:
+    from trivet.errors import ValidationError
+    from trivet.featurestore.definitions import infer_spec
+
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".parquet":
+            import pyarrow.parquet as pq
+
+            data: Any = pq.read_table(path)
+        elif suffix == ".csv":
+            import pandas as pd
+
+            data = pd.read_csv(path)
+            if event_time in data.columns:
+                data[event_time] = pd.to_datetime(data[event_time], utc=True)
+        else:
+            raise ValidationError(f"Cannot infer a spec from {str(path)!r}: use .parquet or .csv.")
+    except (OSError, ValueError) as exc:
+        raise ValidationError(f"Cannot read {str(path)!r}: {exc}.") from exc
+    return infer_spec(data, name=name, record_id=record_id, event_time=event_time)
+
+
+@app.command("list")
+def list_groups(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
+    """List the feature groups you may see."""
+    groups = _store(ctx).list_groups()
+    if as_json:
+        _emit_json(groups)
+        return
+    _table(
+        ((g.name, len(g.features), ", ".join(g.tags), g.description, g.created_by) for g in groups),
+        ["name", "features", "tags", "description", "created by"],
+    )
+
+
+@app.command("describe")
+def describe(ctx: typer.Context, name: str, as_json: bool = JSON_OPTION) -> None:
+    """Show a feature group's definition."""
+    group = _store(ctx).describe(name)
+    if as_json:
+        _emit_json(group)
+        return
+    for key in ("resource", "record_id", "event_time", "description", "tags", "ttl"):
+        typer.echo(f"{key:12} {_plain(getattr(group, key))}")
+    typer.echo(f"{'stores':12} " + "+".join(s for s in ("online", "offline") if getattr(group, s)))
+    _table(
+        ((f.name, f.dtype.value, f.description, dict(f.parameters) or "") for f in group.features),
+        ["feature", "type", "description", "parameters"],
+    )
+
+
+@app.command("search")
+def search(
+    ctx: typer.Context,
+    text: Annotated[str | None, typer.Argument(help="Words to look for.")] = None,
+    tag: Annotated[str | None, typer.Option(help="Only groups with this tag.")] = None,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Search feature groups by name, description, tag and features."""
+    hits = _store(ctx).search(text, tag=tag)
+    if as_json:
+        _emit_json([{"name": h.group.name, "matches": list(h.matches)} for h in hits])
+        return
+    _table(((h.group.name, ", ".join(h.matches)) for h in hits), ["name", "matched"])
+
+
+@app.command("ingest")
+def ingest(
+    ctx: typer.Context,
+    name: str,
+    file: Annotated[Path, typer.Argument(help="A .parquet or .csv file.")],
+    max_workers: Annotated[
+        int | None, typer.Option("--max-workers", help="Threads for validation.")
+    ] = None,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Validate FILE against group NAME and write it (offline and online)."""
+    report = _store(ctx).ingest(name, file, max_workers=max_workers)
+    if as_json:
+        _emit_json(report)
+        return
+    if report.duplicate:
+        _note(f"This batch was ingested before ({report.batch_id[:12]}); nothing was written.")
+    else:
+        _note(
+            f"Ingested {report.rows} rows ({report.records} records) into {name!r}, "
+            f"batch {report.batch_id[:12]}."
+        )
+
+
+@app.command("get")
+def get(
+    ctx: typer.Context,
+    name: str,
+    record_id: str,
+    features: Annotated[
+        str | None, typer.Option(help="Comma-separated features (default: all).")
+    ] = None,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Print a record's latest values from the online store (exit code 3 if none)."""
+    wanted = [f.strip() for f in features.split(",")] if features else None
+    record = _store(ctx).get_record(name, record_id, features=wanted)
+    if record is None:
+        _note(f"No record {record_id!r} in {name!r} (never written, deleted, or expired).")
+        raise typer.Exit(3)
+    if as_json:
+        _emit_json(record)
+        return
+    for key, value in record.items():
+        typer.echo(f"{key:20} {_plain(value)}")
+
+
+@app.command("delete")
+def delete(
+    ctx: typer.Context,
+    name: str,
+    record_id: str,
+    hard: Annotated[
+        bool,
+        typer.Option("--hard", help="Erase every version of the record (GDPR); not undoable."),
+    ] = False,
+) -> None:
+    """Delete a record: a tombstone (default), or erase it everywhere with --hard."""
+    _store(ctx).delete_record(name, record_id, hard=hard)
+    what = "Erased every version of" if hard else "Deleted (tombstoned)"
+    _note(f"{what} record {record_id!r} in {name!r}.")

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from trivet._cli.context import session
-from trivet._cli.output import JSON_OPTION, emit_json, note, parse_duration, table, when
+from trivet._cli.output import JSON_OPTION, emit_json, note, parse_duration, table, tagged, when
 
 app = typer.Typer(help="Store, fetch, list and garbage-collect artifacts.", no_args_is_help=True)
 
@@ -73,4 +73,4 @@ def gc(
             f"({report.bytes_freed:,} bytes), {report.temp_files_deleted} staging files"
         )
         for digest in report.lost:
-            note(f"[red]lost:[/red] {digest} has a catalog row but no blob")
+            tagged("lost:", "red", f"{digest} has a catalog row but no blob")

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from trivet._cli.context import session
-from trivet._cli.output import JSON_OPTION, emit_json, err, note, table, when
+from trivet._cli.output import JSON_OPTION, emit_json, table, tagged, when
 
 app = typer.Typer(help="Read and verify the audit log.", no_args_is_help=True)
 
@@ -62,8 +62,8 @@ def verify(as_json: bool = JSON_OPTION) -> None:
     if as_json:
         emit_json(result)
     elif result.ok:
-        note(f"[green]audit log intact[/green]: {result.rows} rows, chain verified.")
+        tagged("audit log intact:", "green", f"{result.rows} rows, chain verified.")
     else:
-        err.print(f"[red]audit log TAMPERED[/red] at row {result.first_bad_seq}: {result.problem}")
+        tagged("audit log TAMPERED", "red", f"at row {result.first_bad_seq}: {result.problem}")
     if not result.ok:
         raise typer.Exit(7)

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from trivet._cli.context import session
-from trivet._cli.output import JSON_OPTION, emit_json, note, parse_duration, table, when
+from trivet._cli.output import JSON_OPTION, emit_json, note, parse_duration, table, tagged, when
 
 app = typer.Typer(
     help="Manage principals, groups, grants, roles and API tokens.", no_args_is_help=True
@@ -162,8 +162,11 @@ def check(
     if as_json:
         emit_json(decision)
     else:
-        verdict = "[green]ALLOW[/green]" if decision.allowed else "[red]DENY[/red]"
-        note(f"{verdict} {decision.principal} {action} {resource}: {decision.reason}")
+        tagged(
+            "ALLOW" if decision.allowed else "DENY",
+            "green" if decision.allowed else "red",
+            f"{decision.principal} {action} {resource}: {decision.reason}",
+        )
     if not decision.allowed:
         raise typer.Exit(1)
 
@@ -206,7 +209,9 @@ def token_create(
     principal: Annotated[
         str | None, typer.Option(help="Whose token (default: yours; others need principal:manage).")
     ] = None,
-    expires: Annotated[str, typer.Option(help="Lifetime, e.g. 30d (at most 366d).")] = "30d",
+    expires: Annotated[
+        str | None, typer.Option(help="Lifetime, e.g. 7d (default 30d, at most 366d).")
+    ] = None,
     action: Annotated[
         list[str] | None, typer.Option("--action", help="Limit the token to these actions.")
     ] = None,
@@ -219,7 +224,7 @@ def token_create(
     """Create an API token. The secret is printed once, to stdout; store it safely."""
     new = session().identity.create_token(
         principal,
-        expires_in=parse_duration(expires),
+        expires_in=parse_duration(expires) if expires else None,
         actions=action,
         resources=resource,
         description=description,

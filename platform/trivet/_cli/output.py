@@ -14,6 +14,7 @@ from typing import Any
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from trivet.errors import ValidationError
 
@@ -55,7 +56,7 @@ def table(
         t.add_column(col)
     count = 0
     for row in rows:
-        t.add_row(*("" if v is None else str(plain(v)) for v in row))
+        t.add_row(*(Text("" if v is None else str(plain(v))) for v in row))
         count += 1
     if count:
         out.print(t)
@@ -63,9 +64,18 @@ def table(
         err.print("[dim](none)[/dim]")
 
 
-def note(message: str) -> None:
-    """Print a message for people on stderr."""
-    err.print(message)
+def note(message: str, *, style: str | None = None) -> None:
+    """Print a message for people on stderr (as plain text: stored names cannot inject
+    console markup)."""
+    err.print(message, markup=False, highlight=False, style=style)
+
+
+def tagged(tag: str, tag_style: str, message: str) -> None:
+    """Print ``tag`` in a colour, then ``message`` as plain text, on stderr."""
+    err.print(Text.assemble((tag, tag_style), " ", message), highlight=False)
+
+
+__all__ = ["emit_json", "note", "parse_duration", "plain", "table", "tagged", "when"]
 
 
 def when(value: dt.datetime | None) -> str:

@@ -7,10 +7,11 @@ every action it grants there: nobody can hand out more than they hold.
 from __future__ import annotations
 
 import datetime as dt
+import re
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
@@ -176,13 +177,10 @@ class Access:
         return self._get(gid)
 
     def revoke(self, grant_id: str) -> None:
-        """Delete a grant; the change counts from the next check."""
-        with self._s.catalog.read() as conn:
-            row = conn.execute(sa.select(grants).where(grants.c.id == grant_id)).first()
-        if row is None:
-            raise NotFound(
-                f"There is no grant {grant_id!r}.", hint="list grants with `trivet auth grants`"
-            )
+        """Delete a grant by its id, or a unique prefix of it (as `trivet auth grants`
+        shows); the change counts from the next check."""
+        row = self._find(grant_id)
+        grant_id = row.id
         self._s.require("grant:manage", _grant_resource(row.pattern))
         if row.effect == "deny":  # lifting a deny hands the actions back: as for granting
             with self._s.catalog.read() as conn:
@@ -201,6 +199,26 @@ class Access:
                 resource=_grant_resource(row.pattern),
                 detail={"grant": grant_id, "pattern": row.pattern, "privilege": row.privilege},
             )
+
+    def _find(self, grant_id: str) -> sa.Row[Any]:
+        """Return the grant row whose id is ``grant_id`` or starts with it (≥ 8 characters)."""
+        if not isinstance(grant_id, str) or not re.fullmatch(r"[0-9a-f-]{8,36}", grant_id):
+            raise ValidationError(
+                f"{grant_id!r} is not a grant id.", hint="copy it from `trivet auth grants`"
+            )
+        with self._s.catalog.read() as conn:
+            rows = conn.execute(
+                sa.select(grants).where(grants.c.id.startswith(grant_id, autoescape=True)).limit(2)
+            ).all()
+        if not rows:
+            raise NotFound(
+                f"There is no grant {grant_id!r}.", hint="list grants with `trivet auth grants`"
+            )
+        if len(rows) > 1:
+            raise ValidationError(
+                f"The prefix {grant_id!r} matches several grants.", hint="give more characters"
+            )
+        return rows[0]
 
     def _require_held(self, actions: Iterable[str], pattern: str, what: str) -> None:
         """Raise PermissionDenied unless the session holds every action on all of ``pattern``.

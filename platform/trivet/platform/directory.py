@@ -19,7 +19,7 @@ from trivet.platform import identity
 from trivet.platform.catalog import now_utc
 from trivet.platform.catalog.schema import memberships, principals, projects, tokens
 from trivet.platform.identity import Principal, PrincipalKind, TokenInfo
-from trivet.platform.names import RESERVED_ROOTS, check_name, check_pattern
+from trivet.platform.names import check_name, check_pattern, check_project
 from trivet.platform.permissions import ACTIONS, TokenScope, bump_epoch
 
 if TYPE_CHECKING:
@@ -141,13 +141,19 @@ class Directory:
     def add_member(self, group: str, member: str) -> None:
         """Add ``member`` (a user, service or group) to ``group``; cycles are harmless."""
         self._s.require("principal:manage", _principal_resource(group))
-        with self._s.catalog.write() as conn:
+        with self._s.catalog.read() as conn:
             grp = identity.get_principal(conn, group)
             mem = identity.get_principal(conn, member)
             if grp.kind is not PrincipalKind.GROUP:
                 raise ValidationError(f"{group!r} is a {grp.kind.value}, not a group.")
             if grp.id == mem.id:
                 raise ValidationError(f"A group cannot contain itself ({group!r}).")
+            conferred = _conferred_allows(self._s, conn, grp.id)
+        # Joining a group hands over its grants: as for granting, you may add members
+        # only to a group whose every allow you hold yourself.
+        for pattern, actions in sorted(conferred.items()):
+            self._s.access._require_held(actions, pattern, f"add {member!r} to {group!r}")
+        with self._s.catalog.write() as conn:
             exists = conn.execute(
                 sa.select(memberships.c.group_id).where(
                     memberships.c.group_id == grp.id, memberships.c.member_id == mem.id
@@ -196,7 +202,7 @@ class Directory:
         self,
         principal: str | None = None,
         *,
-        expires_in: dt.timedelta = DEFAULT_TOKEN_LIFETIME,
+        expires_in: dt.timedelta | None = None,
         actions: Iterable[str] | None = None,
         resources: Iterable[str] | None = None,
         description: str = "",
@@ -206,7 +212,8 @@ class Directory:
         Args:
             principal: whose token (default: your own). Another principal's needs
                 ``principal:manage`` on it.
-            expires_in: lifetime (mandatory, at most a year).
+            expires_in: lifetime, at most a year (default 30 days); a token created
+                while signed in with a token never outlives that token.
             actions: optional ceiling on the actions the token may use.
             resources: optional ceiling on the resource patterns it may touch.
             description: a note shown in listings.
@@ -228,6 +235,20 @@ class Directory:
             self._s.require("principal:manage", _principal_resource(target.name))
         if self._s.token is not None and self._s.token.kind == "run":
             raise ValidationError("A run token cannot create further tokens.")
+        parent = self._s.token
+        # (a second's margin: the new token's clock starts a moment after this one)
+        left = parent.expires_at - now_utc() - dt.timedelta(seconds=1) if parent else None
+        if expires_in is None:
+            expires_in = (
+                DEFAULT_TOKEN_LIFETIME if left is None else min(DEFAULT_TOKEN_LIFETIME, left)
+            )
+        if parent is not None and left is not None and expires_in > left:
+            # a token never mints one that outlives it
+            raise ValidationError(
+                f"A token created with token {parent.prefix}… cannot outlive it "
+                f"(it expires in {max(left.days, 0)} days).",
+                hint=f"ask for expires_in of at most {left.days}d, or sign in otherwise",
+            )
         own = self._s.token.scope if self._s.token is not None else None
         if own is not None:  # a scoped token cannot mint a broader one
             scope = own if scope is None else scope.intersect(own)
@@ -306,12 +327,8 @@ class Directory:
         """
         from trivet.platform.access import insert_grant
 
-        check_name(name, what="project name")
-        if name in RESERVED_ROOTS:  # its resources would be the workspace's own
-            raise ValidationError(
-                f"The project name {name!r} is reserved.", hint="pick a name without the '_'"
-            )
-        self._s.require("grant:manage", name)
+        check_project(name)
+        self._s.require("grant:manage", "_workspace")
         with self._s.catalog.write() as conn:
             if conn.execute(sa.select(projects.c.name).where(projects.c.name == name)).first():
                 raise AlreadyExists(f"The project {name!r} exists already.")
@@ -375,4 +392,33 @@ def assume(session: Session, service: str) -> Session:
         )
     with session.catalog.write() as conn:
         session.record(conn, action="principal:use", resource=_principal_resource(service))
-    return session.derive(principal=target, token=None, on_behalf_of=session.principal)
+    # The caller's token (its scope, expiry and revocation) stays the ceiling of the
+    # assumed session, and audit rows keep naming the person at the start of the chain.
+    return session.derive(
+        principal=target,
+        token=session.token,
+        on_behalf_of=session.on_behalf_of or session.principal,
+    )
+
+
+def _conferred_allows(session: Session, conn: sa.Connection, group_id: str) -> dict[str, set[str]]:
+    """Return pattern → actions that membership of a group confers (its own and its
+    ancestors' unexpired allows)."""
+    from trivet.platform.catalog._catalog import as_utc
+    from trivet.platform.catalog.schema import grants
+    from trivet.platform.permissions import custom_roles, expand_privilege
+
+    subjects = session._evaluator.group_ids(conn, group_id) | {group_id}
+    custom = custom_roles(conn)
+    now = now_utc()
+    conferred: dict[str, set[str]] = {}
+    rows = conn.execute(
+        sa.select(grants.c.privilege, grants.c.pattern, grants.c.expires_at).where(
+            grants.c.subject_id.in_(subjects), grants.c.effect == "allow"
+        )
+    )
+    for row in rows:
+        expires = as_utc(row.expires_at)
+        if expires is None or expires > now:
+            conferred.setdefault(row.pattern, set()).update(expand_privilege(row.privilege, custom))
+    return conferred

@@ -19,6 +19,7 @@ __all__ = [
     "RESERVED_ROOTS",
     "check_name",
     "check_pattern",
+    "check_project",
     "check_resource",
     "pattern_covers",
     "pattern_includes",
@@ -47,6 +48,24 @@ def check_name(name: object, *, what: str = "name") -> str:
         suggestion = suggestion.strip("-.")[:64]
         hint = f"use {_RULE}" + (f", e.g. {suggestion!r}" if _is_segment(suggestion) else "")
         raise ValidationError(f"The {what} {name!r} is not valid.", hint=hint)
+    return name
+
+
+def check_project(name: object) -> str:
+    """Return ``name`` if it can name a project: a segment not starting with ``_``
+    (those are reserved for the workspace's own resources, such as ``_principals``).
+
+    >>> check_project("credit")
+    'credit'
+    """
+    check_name(name, what="project name")
+    assert isinstance(name, str)
+    if name.startswith("_"):
+        raise ValidationError(
+            f"The project name {name!r} is reserved (names starting with '_' belong to the "
+            "workspace itself).",
+            hint=f"e.g. {name.lstrip('_') or 'default'!r}",
+        )
     return name
 
 

@@ -18,7 +18,7 @@ from trivet.errors import PermissionDenied
 from trivet.platform import audit
 from trivet.platform.catalog import Catalog
 from trivet.platform.identity import Principal, TokenInfo
-from trivet.platform.names import check_name
+from trivet.platform.names import check_project
 from trivet.platform.permissions import Decision, Evaluator
 
 if TYPE_CHECKING:
@@ -71,7 +71,7 @@ class Session:
 
     def use_project(self, name: str) -> None:
         """Make ``name`` the default project of this session."""
-        self._project = check_name(name, what="project name")
+        self._project = check_project(name)
 
     def resource(self, kind: str, name: str, *more: str) -> str:
         """Return the resource path ``<project>/<kind>/<name>/...`` in this session's project."""

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import getpass
 import os
 import re
+import shutil
+import socket
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
@@ -34,11 +35,20 @@ _catalogs: dict[str, Catalog] = {}
 
 
 def os_user() -> str:
-    """Return the name of the OS user running this process."""
+    """Return the name of the OS user running this process, from its uid.
+
+    Not from ``LOGNAME``/``USER``, which anyone can set.
+    """
+    import pwd
+
     try:
-        return getpass.getuser()
-    except (KeyError, OSError):
+        return pwd.getpwuid(os.getuid()).pw_name
+    except KeyError:
         return f"uid{os.getuid()}"
+
+
+def _host() -> str:
+    return socket.gethostname()
 
 
 def _principal_name_for(user: str) -> str:
@@ -62,12 +72,14 @@ def init_workspace(
     Raises:
         AlreadyExists: the folder already holds a workspace, or the catalog is in use.
     """
-    from trivet.platform.names import check_name
+    from trivet.platform.names import check_project
     from trivet.platform.permissions import bump_epoch
     from trivet.platform.session import Session
 
-    check_name(project, what="project name")
+    check_project(project)
     root = Path(path) if path is not None else Path.cwd() / DEFAULT_DIR
+    existed = root.exists()
+    before = set(root.iterdir()) if existed else set()
     if (root / CONFIG_FILE).exists():
         raise AlreadyExists(
             f"{str(root)!r} is a trivet workspace already.",
@@ -98,6 +110,8 @@ def init_workspace(
                 [
                     {"key": "created_at", "value": now_utc().isoformat()},
                     {"key": "admin", "value": admin.id},
+                    {"key": "admin_uid", "value": str(os.getuid())},
+                    {"key": "admin_host", "value": _host()},
                 ],
             )
             conn.execute(sa.insert(policy_epoch).values(id=1, epoch=0))
@@ -123,9 +137,27 @@ def init_workspace(
         session.identity.create_project(project)
         catalog.dispose()
     except BaseException:
-        (root / CONFIG_FILE).unlink(missing_ok=True)
+        _undo_init(root, existed=existed, before=before)
         raise
     return settings
+
+
+def _undo_init(root: Path, *, existed: bool, before: set[Path]) -> None:
+    """Remove what a failed ``init`` created, so that it can simply be run again."""
+    from trivet.platform import workspace as this
+
+    for url, catalog in list(this._catalogs.items()):
+        if url.startswith(f"sqlite:///{root.resolve()}"):
+            catalog.dispose()
+            del this._catalogs[url]
+    if not existed:
+        shutil.rmtree(root, ignore_errors=True)
+        return
+    for entry in set(root.iterdir()) - before:
+        if entry.is_dir():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
 
 
 def _catalog_for(settings: Settings) -> Catalog:
@@ -138,7 +170,7 @@ def _catalog_for(settings: Settings) -> Catalog:
                 hint=f"create it with `trivet init {settings.workspace}`",
             )
         if catalog.needs_upgrade():
-            catalog.upgrade()
+            catalog.upgrade()  # raises BackendError for a catalog newer than this trivet
         _catalogs[settings.catalog_url] = catalog
     return catalog
 
@@ -156,7 +188,13 @@ def open_session(
         user = os_user()
         with catalog.read() as conn:
             found = identity.principal_by_os_user(conn, user)
+            meta = dict(conn.execute(sa.select(workspace_meta.c.key, workspace_meta.c.value)).all())
         owns = settings.workspace.stat().st_uid == os.getuid()
+        if catalog.dialect != "sqlite":
+            # a shared catalog: the folder proves nothing, so the uid and host that
+            # created the workspace must match too
+            owns = owns and meta.get("admin_uid") == str(os.getuid())
+            owns = owns and meta.get("admin_host") == _host()
         if found is None or not owns:
             raise NotAuthenticated(
                 f"No token given, and the OS user {user!r} is not the admin of the workspace "
@@ -166,9 +204,9 @@ def open_session(
             )
         principal = found
     if project is not None:
-        from trivet.platform.names import check_name
+        from trivet.platform.names import check_project
 
-        check_name(project, what="project name")
+        check_project(project)
     chosen = project or settings.project
     with catalog.read() as conn:
         known = conn.execute(sa.select(projects.c.name)).scalars().all()

@@ -17,7 +17,7 @@ from trivet.errors import BackendError, Conflict, MissingDependency, ValidationE
 
 SQLITE_BUSY_TIMEOUT_MS = 60_000
 MIGRATIONS = Path(__file__).parent / "migrations"
-HEAD_REVISION = "0001"  # the newest migration; a test checks it against alembic's head
+HEAD_REVISION = "0002"  # the newest migration; a test checks it against alembic's head
 _AFTER_COMMIT = "trivet.after_commit"
 _PG_WRITE_LOCK = 0x74726976  # pg_advisory_xact_lock key serialising catalog writers
 
@@ -165,13 +165,21 @@ class Catalog:
         """Bring the schema to the newest migration (creating it when empty)."""
         from alembic import command
         from alembic.config import Config
+        from alembic.util.exc import CommandError
 
         cfg = Config()
         cfg.set_main_option("script_location", str(MIGRATIONS))
-        with self.engine.connect() as conn:
-            cfg.attributes["connection"] = conn
-            command.upgrade(cfg, "head")
-            conn.commit()
+        try:
+            with self.engine.connect() as conn:
+                cfg.attributes["connection"] = conn
+                command.upgrade(cfg, "head")
+                conn.commit()
+        except CommandError as exc:
+            raise BackendError(
+                f"The catalog {redact_url(self.url)!r} has a schema this version of trivet does "
+                f"not know ({exc}); it was written by a newer trivet.",
+                hint="upgrade trivet (uv add -U trivet) on this machine",
+            ) from exc
 
     def dispose(self) -> None:
         """Close every pooled connection."""

@@ -7,9 +7,13 @@ Times are stored as timezone-aware UTC timestamps; ids are uuid4 strings.
 
 from __future__ import annotations
 
+import datetime as dt
+from typing import Any
+
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     Column,
     DateTime,
     ForeignKey,
@@ -19,6 +23,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    TypeDecorator,
     UniqueConstraint,
 )
 
@@ -37,8 +42,32 @@ NAME = 64
 PATH = 512
 
 
-def _ts(name: str, *, nullable: bool = False) -> Column[object]:
-    return Column(name, DateTime(timezone=True), nullable=nullable)
+class UTCDateTime(TypeDecorator[dt.datetime]):
+    """An aware timestamp stored in UTC on every backend.
+
+    SQLite keeps a datetime's wall-clock digits and drops its offset, so a value given
+    in another time zone would be read back shifted; this type converts to UTC before
+    binding and marks values read back as UTC.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")  # a bug, not user input
+        return value.astimezone(dt.UTC)
+
+    def process_result_value(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+
+
+def _ts(name: str, *, nullable: bool = False) -> Column[dt.datetime]:
+    return Column(name, UTCDateTime(), nullable=nullable)
 
 
 workspace_meta = Table(
@@ -252,4 +281,60 @@ audit_head = Table(
     Column("id", Integer, primary_key=True),
     Column("seq", BigInteger, nullable=False),
     Column("hash", String(64), nullable=False),
+)
+
+
+# -- feature store (trivet.featurestore) --------------------------------------------------------
+feature_groups = Table(
+    "feature_groups",
+    metadata,
+    Column("id", String(ID), primary_key=True),
+    Column("project", String(NAME), ForeignKey("projects.name"), nullable=False),
+    Column("name", String(NAME), nullable=False),
+    Column("record_id", String(NAME), nullable=False),
+    Column("event_time", String(NAME), nullable=False),
+    Column("description", Text, nullable=False, default=""),
+    Column("tags", JSON, nullable=False),
+    Column("ttl_us", BigInteger, nullable=True),  # time to live in microseconds; NULL = none
+    Column("online", Boolean, nullable=False),
+    Column("offline", Boolean, nullable=False),
+    _ts("created_at"),
+    Column("created_by", String(ID), nullable=True),
+    _ts("updated_at"),
+    UniqueConstraint("project", "name", name="uq_feature_groups_project_name"),
+)
+
+feature_definitions = Table(
+    "feature_definitions",
+    metadata,
+    Column(
+        "group_id",
+        String(ID),
+        ForeignKey("feature_groups.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("position", Integer, primary_key=True),  # 0 = record id, 1 = event time, then features
+    Column("name", String(NAME), nullable=False),
+    Column("dtype", String(32), nullable=False),
+    Column("description", Text, nullable=False, default=""),
+    Column("parameters", JSON, nullable=False),
+    _ts("created_at"),
+    UniqueConstraint("group_id", "name", name="uq_feature_definitions_group_name"),
+)
+
+feature_batches = Table(
+    "feature_batches",
+    metadata,
+    Column(
+        "group_id",
+        String(ID),
+        ForeignKey("feature_groups.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("batch_id", String(64), primary_key=True),  # sha256 of the validated batch
+    Column("rows", BigInteger, nullable=False),
+    Column("offline_version", BigInteger, nullable=True),  # the Delta version that holds it
+    _ts("write_time"),
+    _ts("created_at"),
+    Column("created_by", String(ID), nullable=True),
 )

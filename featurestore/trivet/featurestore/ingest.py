@@ -1,0 +1,497 @@
+"""Ingestion: validate a whole batch, then write it offline, online and to the catalog.
+
+**Validation first, all of it.** A batch (a pandas DataFrame, a pyarrow Table, or a
+``.parquet``/``.csv`` file) is checked against the group's definition before anything
+is written, and *every* problem is reported in one :class:`IngestValidationError`
+(``.problems``; rows count from 0 in input order): a missing record-id or event-time
+column, unknown or reserved (``__…``) columns, values that cannot be read as the
+feature's type (with the value quoted), nulls or empty strings in the record id,
+nulls in the event time, and two rows with the same record id and event time (they
+would be indistinguishable in a training set). Feature columns left out of the batch
+are null. Integers are read as floats where the feature is a float; floats with a
+fraction are refused for an int feature; timestamps are truncated to microseconds.
+
+**Naive timestamps are refused.** A timestamp without a time zone (a naive pandas
+column, a CSV value without ``Z`` or ``+hh:mm``) is ambiguous; trivet will not guess
+that it is UTC. The error names the column and the fix
+(``df[col] = df[col].dt.tz_localize("UTC")``). Aware timestamps in any zone are
+converted to UTC.
+
+**Then the writes, exactly once.** The validated batch gets an id: the SHA-256 of the
+group id and the canonical Arrow IPC stream of the validated table (one schema, no
+metadata, fixed record-batch size), so the same rows in the same order are the same
+batch. Then, in this order:
+
+1. *Offline* (Delta Lake): one append commit carrying the Delta app transaction
+   ``trivet-batch-<id>``. Before committing, the writer checks whether the table has
+   seen that transaction; Delta itself refuses a second concurrent commit of it.
+2. *Online*: per record, the batch's latest row is upserted where its event time is
+   newer than the stored one (equal: the later write wins); older rows go offline only.
+   The upsert is idempotent.
+3. *Catalog*: the ``feature_batches`` row and the audit row, in one transaction.
+
+The catalog row says "this batch is complete"; a batch that has one is skipped
+whole (``IngestReport.duplicate``). A process that dies between steps 1 and 3 leaves
+a committed Delta version but no catalog row; re-ingesting the batch finds the app
+transaction in the table, does not append again, re-applies the online upsert with
+the first attempt's ``__write_time``, and records the batch. That is why the Delta
+app transaction, not the catalog row alone, guards the offline write: the catalog
+cannot commit atomically with the Delta log, and a catalog-first order would record
+batches that never reached the table.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import math
+import os
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from trivet.errors import NotFound, ValidationError
+from trivet.featurestore._codec import Codec, to_us
+from trivet.featurestore.definitions import Dtype, FeatureGroup
+from trivet.featurestore.errors import IngestValidationError, RowProblem
+from trivet.featurestore.online._base import OnlineRow
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import pyarrow as pa
+
+__all__ = ["IngestReport", "batch_id_of", "load", "validate"]
+
+_PARALLEL_ROWS = 50_000  # below this, one thread validates: threads would cost more
+_CHUNK = 4096  # rows per slice when looking for the bad values of a column
+_IPC_BATCH = 65_536
+
+
+@dataclass(frozen=True, kw_only=True)
+class IngestReport:
+    """What an ingest (or ``put_record``/``delete_record``) did."""
+
+    group: str
+    batch_id: str
+    rows: int
+    records: int  # distinct record ids in the batch
+    offline_version: int | None  # the Delta version holding it (None: offline off or unknown)
+    write_time: dt.datetime
+    duplicate: bool  # the batch had been ingested before: nothing was written
+
+
+# -- loading -----------------------------------------------------------------------------
+def load(data: object, group: FeatureGroup) -> pd.DataFrame | pa.Table:
+    """Return ``data`` as a DataFrame or Arrow table (reading a .parquet/.csv path)."""
+    import pandas as pd
+    import pyarrow as pa
+
+    if isinstance(data, pd.DataFrame | pa.Table):
+        return data
+    if not isinstance(data, str | os.PathLike):
+        raise ValidationError(
+            f"Cannot ingest a {type(data).__name__}.",
+            hint="pass a pandas DataFrame, a pyarrow Table, or a path to a .parquet or .csv file",
+        )
+    path = Path(data)
+    suffix = path.suffix.lower()
+    if suffix not in (".parquet", ".csv"):
+        raise ValidationError(
+            f"Cannot ingest {str(path)!r}: only .parquet and .csv files are read.",
+            hint="convert it, or load it with pandas and pass the DataFrame",
+        )
+    if not path.is_file():
+        raise NotFound(f"The file {str(path)!r} does not exist.")
+    try:
+        if suffix == ".parquet":
+            import pyarrow.parquet as pq
+
+            return pq.read_table(path)
+        import pyarrow.csv as pacsv
+
+        # every column as text: the validator reads each as its feature's type, so that
+        # "007" stays a string id and a bad value is reported with its row
+        names = pacsv.read_csv(path, read_options=pacsv.ReadOptions(block_size=1 << 16)).schema
+        return pacsv.read_csv(
+            path,
+            convert_options=pacsv.ConvertOptions(
+                column_types={n: pa.string() for n in names.names}, strings_can_be_null=True
+            ),
+        )
+    except (pa.ArrowException, OSError) as exc:
+        raise ValidationError(
+            f"Cannot read {str(path)!r}: {str(exc).strip().splitlines()[0]}.",
+            hint="check that the file is a valid " + suffix[1:] + " file",
+        ) from exc
+
+
+# -- converting one column -------------------------------------------------------------
+_NAIVE_HINT = "localize it, e.g. df[{c!r}] = df[{c!r}].dt.tz_localize('UTC')"
+
+
+def _is_missing(value: object) -> bool:
+    if value is None:
+        return True
+    if isinstance(value, float) and math.isnan(value):
+        return True
+    try:
+        import pandas as pd
+
+        return bool(value is pd.NA or value is pd.NaT)
+    except ImportError:  # pragma: no cover
+        return False
+
+
+def _py_value(value: object, dtype: Dtype) -> object:
+    """Convert one Python value to ``dtype``'s Python form, or raise ValueError(reason)."""
+    import numpy as np
+
+    if _is_missing(value):
+        return None
+    if isinstance(value, np.generic):
+        value = value.item()
+    if dtype.is_list:
+        if isinstance(value, np.ndarray):
+            value = value.tolist()
+        if not isinstance(value, list | tuple):
+            raise ValueError(f"{value!r} is not a list")
+        return [_py_value(v, dtype.element) for v in value]
+    if dtype is Dtype.INT:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        if isinstance(value, str) and value.strip().lstrip("+-").isdigit():
+            return int(value)
+    elif dtype is Dtype.FLOAT:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                pass
+    elif dtype is Dtype.STRING:
+        if isinstance(value, str):
+            return value
+    elif dtype is Dtype.BOOL:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+            return value.strip().lower() == "true"
+    elif dtype is Dtype.TIMESTAMP:
+        if isinstance(value, str):
+            try:
+                value = dt.datetime.fromisoformat(value.strip())
+            except ValueError:
+                raise ValueError(f"{value!r} is not an ISO 8601 timestamp") from None
+        if isinstance(value, dt.datetime):
+            if value.tzinfo is None or value.utcoffset() is None:
+                raise ValueError(
+                    f"{value!s} has no time zone (add 'Z' or '+00:00', or localize it)"
+                )
+            return value.astimezone(dt.UTC)
+    raise ValueError(f"{value!r} cannot be read as {dtype.value}")
+
+
+def _arrow_reason(value: object, dtype: Dtype) -> str:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if dtype.element is Dtype.TIMESTAMP and isinstance(value, str):
+        try:  # does it parse once the zone is not required? then the zone is what is missing
+            pc.cast(pa.array([value]), pa.timestamp("us"))
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            return f"{value!r} is not an ISO 8601 timestamp"
+        return f"{value!r} has no time zone (add 'Z' or '+00:00')"
+    return f"{value!r} cannot be read as {dtype.value}"
+
+
+def _convert_arrow(
+    column: str, arr: pa.ChunkedArray | pa.Array, dtype: Dtype, problems: list[RowProblem]
+) -> pa.Array | None:
+    """Cast an Arrow column to ``dtype``; report bad rows (or a bad column) in ``problems``."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    target = dtype.arrow()
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks() if arr.num_chunks != 1 else arr.chunk(0)
+    source = arr.type
+    if pa.types.is_null(source):
+        return pa.nulls(len(arr), type=target)
+    naive = (pa.types.is_timestamp(source) and source.tz is None) or pa.types.is_date(source)
+    naive_list = (
+        pa.types.is_list(source)
+        and pa.types.is_timestamp(source.value_type)
+        and source.value_type.tz is None
+    )
+    if dtype.element is Dtype.TIMESTAMP and (naive or naive_list):
+        problems.append(
+            RowProblem(
+                row=None,
+                column=column,
+                reason=f"holds timestamps without a time zone ({source}); "
+                + _NAIVE_HINT.format(c=column),
+            )
+        )
+        return None
+    options = pc.CastOptions(target, allow_time_truncate=True)
+    try:
+        return pc.cast(arr, options=options)
+    except pa.ArrowNotImplementedError:
+        problems.append(
+            RowProblem(
+                row=None,
+                column=column,
+                reason=f"holds {source} values, which cannot be read as {dtype.value}",
+            )
+        )
+        return None
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+        pass
+    for start in range(0, len(arr), _CHUNK):  # find the bad rows, a slice at a time
+        part = arr.slice(start, _CHUNK)
+        try:
+            pc.cast(part, options=options)
+            continue
+        except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+            pass
+        for i in range(len(part)):
+            try:
+                pc.cast(part.slice(i, 1), options=options)
+            except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+                value = part[i].as_py()
+                problems.append(
+                    RowProblem(row=start + i, column=column, reason=_arrow_reason(value, dtype))
+                )
+    return None
+
+
+def _convert_objects(
+    column: str, values: Sequence[object], dtype: Dtype, problems: list[RowProblem]
+) -> pa.Array | None:
+    """Convert Python objects one by one (a pandas object column Arrow cannot type)."""
+    import pyarrow as pa
+
+    out: list[object] = []
+    bad = False
+    for row, value in enumerate(values):
+        try:
+            out.append(_py_value(value, dtype))
+        except ValueError as exc:
+            problems.append(RowProblem(row=row, column=column, reason=str(exc)))
+            bad = True
+    if bad:
+        return None
+    try:
+        return pa.array(out, type=dtype.arrow())
+    except (pa.ArrowException, OverflowError) as exc:
+        problems.append(RowProblem(row=None, column=column, reason=f"cannot be stored: {exc}"))
+        return None
+
+
+def _convert(
+    data: pd.DataFrame | pa.Table, column: str, dtype: Dtype
+) -> tuple[pa.Array | None, list[RowProblem]]:
+    import pyarrow as pa
+
+    problems: list[RowProblem] = []
+    if isinstance(data, pa.Table):
+        return _convert_arrow(column, data[column], dtype, problems), problems
+    series = data[column]
+    if dtype.element is Dtype.TIMESTAMP and series.dtype == object:
+        # pyarrow silently reads naive datetime objects as UTC: check them one by one
+        return _convert_objects(column, series.tolist(), dtype, problems), problems
+    try:
+        arr = pa.array(series, from_pandas=True)
+    except (pa.ArrowException, OverflowError, TypeError, ValueError):
+        return _convert_objects(column, series.tolist(), dtype, problems), problems
+    return _convert_arrow(column, arr, dtype, problems), problems
+
+
+# -- the whole batch ---------------------------------------------------------------------
+def validate(
+    group: FeatureGroup, data: pd.DataFrame | pa.Table, *, max_workers: int | None = None
+) -> pa.Table:
+    """Return the batch as the group's typed table, or raise with every problem in it.
+
+    Args:
+        group: the feature group.
+        data: a DataFrame or an Arrow table (see :func:`load` for files).
+        max_workers: threads converting columns at once (default: the CPU count; one
+            for batches under 50,000 rows).
+
+    Raises:
+        IngestValidationError: listing every bad row and column.
+    """
+    import pandas as pd
+    import pyarrow as pa
+
+    columns = [str(c) for c in (data.column_names if isinstance(data, pa.Table) else data.columns)]
+    if isinstance(data, pd.DataFrame) and len(set(columns)) != len(columns):
+        raise IngestValidationError(
+            group.name,
+            [RowProblem(row=None, column=c, reason="appears twice") for c in _twice(columns)],
+        )
+    n = data.num_rows if isinstance(data, pa.Table) else len(data)
+    problems: list[RowProblem] = []
+    known = set(group.columns)
+    for column in columns:
+        if column.startswith("__"):
+            problems.append(
+                RowProblem(row=None, column=column, reason="is reserved for trivet's columns")
+            )
+        elif column not in known:
+            problems.append(
+                RowProblem(
+                    row=None,
+                    column=column,
+                    reason=f"is not a feature of group {group.name!r} (add it with "
+                    "add_features, or drop the column)",
+                )
+            )
+    for key, what in ((group.record_id, "record id"), (group.event_time, "event time")):
+        if key not in columns:
+            problems.append(
+                RowProblem(row=None, column=key, reason=f"the {what} column is missing")
+            )
+    dtypes = {group.record_id: group.record_id_dtype, group.event_time: Dtype.TIMESTAMP}
+    dtypes.update({f.name: f.dtype for f in group.features})
+    present = [c for c in group.columns if c in columns]
+    workers = 1 if n < _PARALLEL_ROWS else (max_workers or os.cpu_count() or 1)
+    convert: Callable[[str], tuple[pa.Array | None, list[RowProblem]]] = lambda c: _convert(  # noqa: E731
+        data, c, dtypes[c]
+    )
+    if workers > 1 and len(present) > 1:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            results = list(pool.map(convert, present))
+    else:
+        results = [convert(c) for c in present]
+    arrays: dict[str, pa.Array | None] = {}
+    for column, (arr, found) in zip(present, results, strict=True):
+        arrays[column] = arr
+        problems.extend(found)
+    problems.extend(_key_problems(group, data, problems))
+    if not problems:
+        problems.extend(_duplicates(group, arrays))
+    if problems:
+        problems.sort(key=lambda p: (-1 if p.row is None else p.row, p.column or ""))
+        raise IngestValidationError(group.name, problems)
+    schema = group.arrow_schema()
+    return pa.table(
+        [
+            arrays[c] if c in arrays else pa.nulls(n, type=schema.field(c).type)
+            for c in group.columns
+        ],
+        schema=pa.schema([schema.field(c) for c in group.columns]),
+    )
+
+
+def _twice(columns: Sequence[str]) -> list[str]:
+    seen: set[str] = set()
+    return sorted({c for c in columns if c in seen or seen.add(c)})  # type: ignore[func-returns-value]
+
+
+def _key_problems(
+    group: FeatureGroup, data: pd.DataFrame | pa.Table, reported: Sequence[RowProblem]
+) -> list[RowProblem]:
+    """Report missing (null, or empty-string) record ids and event times.
+
+    Read from the input itself, so that a key column with unreadable values still has
+    its missing values reported; rows already reported for that column are skipped.
+    """
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    out: list[RowProblem] = []
+    columns = data.column_names if isinstance(data, pa.Table) else list(data.columns)
+    for key, what in ((group.record_id, "record id"), (group.event_time, "event time")):
+        if key not in columns:
+            continue
+        done = {p.row for p in reported if p.column == key}
+        if isinstance(data, pa.Table):
+            col = data[key]
+            bad = pc.is_null(col, nan_is_null=pa.types.is_floating(col.type))
+            if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
+                bad = pc.or_kleene(bad, pc.equal(col, ""))
+            rows = pc.indices_nonzero(pc.fill_null(bad, True)).to_pylist()
+        else:
+            series = data[key]
+            mask = series.isna() | series.map(lambda v: isinstance(v, str) and v == "")
+            rows = [int(i) for i in np.flatnonzero(mask.to_numpy(dtype=bool))]
+        for row in rows:
+            if row not in done:
+                out.append(RowProblem(row=row, column=key, reason=f"the {what} is missing"))
+    return out
+
+
+def _duplicates(group: FeatureGroup, arrays: Mapping[str, pa.Array | None]) -> list[RowProblem]:
+    """Report rows repeating an earlier row's record id and event time."""
+    import pyarrow as pa
+
+    rid, et = arrays[group.record_id], arrays[group.event_time]
+    assert rid is not None and et is not None
+    keys = pa.table({"r": rid, "e": et})
+    if keys.group_by(["r", "e"]).aggregate([]).num_rows == keys.num_rows:
+        return []
+    frame = keys.to_pandas()
+    first = frame.reset_index().groupby(["r", "e"], sort=False)["index"].transform("min")
+    out = []
+    for row in frame.index[frame.duplicated(["r", "e"], keep="first")]:
+        out.append(
+            RowProblem(
+                row=int(row),
+                column=None,
+                reason=f"repeats the record id and event time of row {int(first[row])}",
+            )
+        )
+    return out
+
+
+# -- identity of a batch ---------------------------------------------------------------
+class _HashSink:
+    """A write-only file object that hashes what is written to it."""
+
+    def __init__(self) -> None:
+        self.digest = hashlib.sha256()
+        self.closed = False
+
+    def write(self, data: bytes) -> int:
+        self.digest.update(data)
+        return len(data)
+
+    def flush(self) -> None:
+        return None
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def batch_id_of(group: FeatureGroup, table: pa.Table, *, kind: str = "rows") -> str:
+    """Return the batch id: sha256 of the group id, the kind and the canonical Arrow IPC."""
+    import pyarrow as pa
+
+    sink = _HashSink()
+    sink.digest.update(f"trivet-batch-v1\0{group.id}\0{kind}\0".encode())
+    canonical = table.replace_schema_metadata(None).combine_chunks()
+    with pa.ipc.new_stream(pa.PythonFile(sink, mode="w"), canonical.schema) as writer:
+        writer.write_table(canonical, max_chunksize=_IPC_BATCH)
+    return sink.digest.hexdigest()
+
+
+def distinct_records(group: FeatureGroup, table: pa.Table) -> int:
+    """Return how many distinct record ids the table holds."""
+    import pyarrow.compute as pc
+
+    return int(pc.count_distinct(table[group.record_id]).as_py()) if table.num_rows else 0
+
+
+def online_rows(
+    group: FeatureGroup, table: pa.Table, write_time: dt.datetime, *, deleted: bool
+) -> list[OnlineRow]:
+    """Return the online rows of a validated batch (latest row per record)."""
+    return Codec(group).latest_rows(table, to_us(write_time), deleted=deleted)

@@ -1,0 +1,169 @@
+"""The SQLite online store: one WAL-mode table keyed by (feature group id, record key).
+
+Reads take one primary-key lookup on a ``WITHOUT ROWID`` table through a per-thread
+connection (a few microseconds); writes are one ``INSERT … ON CONFLICT DO UPDATE …
+WHERE`` statement per row inside a ``BEGIN IMMEDIATE`` transaction, so the
+newer-event-time rule holds atomically even with several processes writing.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+from trivet.errors import BackendError, ValidationError
+from trivet.featurestore.online._base import OnlineRow
+
+__all__ = ["SqliteOnlineStore"]
+
+_BUSY_TIMEOUT_S = 60.0
+_CHUNK = 500  # keys per IN (...) query, under SQLite's bound-parameter limit
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS online_records (
+    group_id   TEXT    NOT NULL,
+    key        TEXT    NOT NULL,
+    event_time INTEGER NOT NULL,
+    write_time INTEGER NOT NULL,
+    payload    BLOB,
+    PRIMARY KEY (group_id, key)
+) WITHOUT ROWID
+"""
+_UPSERT = """
+INSERT INTO online_records (group_id, key, event_time, write_time, payload)
+VALUES (?, ?, ?, ?, ?)
+ON CONFLICT (group_id, key) DO UPDATE SET
+    event_time = excluded.event_time,
+    write_time = excluded.write_time,
+    payload = excluded.payload
+WHERE excluded.event_time > online_records.event_time
+   OR (excluded.event_time = online_records.event_time
+       AND excluded.write_time >= online_records.write_time)
+"""
+_READ_ONE = (
+    "SELECT key, event_time, write_time, payload FROM online_records WHERE group_id = ? AND key = ?"
+)
+
+
+class SqliteOnlineStore:
+    """An :class:`~trivet.featurestore.online.OnlineStore` in one SQLite file.
+
+    Args:
+        path: the database file (created if missing).
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        self._local = threading.local()
+        self._conns: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        self._closed = False
+        try:
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            self._conn().execute(_SCHEMA)
+        except (sqlite3.Error, OSError) as exc:
+            raise BackendError(
+                f"The online store {self.path!r} cannot be opened: {exc}.",
+                hint="check the path and its permissions (setting featurestore.online_url)",
+            ) from exc
+
+    @classmethod
+    def from_url(cls, url: str) -> SqliteOnlineStore:
+        """Open the store of a ``sqlite:///path`` URL."""
+        if not url.startswith("sqlite:///") or url in ("sqlite:///", "sqlite:///:memory:"):
+            raise ValidationError(
+                f"{url!r} is not a SQLite online store URL.",
+                hint="use sqlite:////absolute/path/online.db",
+            )
+        return cls(url.removeprefix("sqlite://"))
+
+    def __repr__(self) -> str:
+        return f"SqliteOnlineStore({self.path!r})"
+
+    def _conn(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            if self._closed:
+                raise BackendError("The online store was closed.")
+            conn = sqlite3.connect(
+                self.path, timeout=_BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
+            )
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = NORMAL")
+            self._local.conn = conn
+            with self._lock:
+                self._conns.append(conn)
+        return conn
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        conn = self._conn()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise BackendError(f"The online store {self.path!r} failed: {exc}.") from exc
+
+    # -- the protocol ------------------------------------------------------------------
+    def write(self, group_id: str, rows: Sequence[OnlineRow]) -> None:
+        """Upsert rows; per key, the newer ``(event_time, write_time)`` wins (ties: the new)."""
+        if not rows:
+            return
+        with self._write() as conn:
+            conn.executemany(
+                _UPSERT, [(group_id, r.key, r.event_time, r.write_time, r.payload) for r in rows]
+            )
+
+    def read(self, group_id: str, keys: Sequence[str]) -> list[OnlineRow | None]:
+        """Return the stored row of each key, in order (None where there is none)."""
+        try:
+            conn = self._conn()
+            if len(keys) == 1:
+                row = conn.execute(_READ_ONE, (group_id, keys[0])).fetchone()
+                return [None if row is None else OnlineRow(*row)]
+            found: dict[str, OnlineRow] = {}
+            unique = list(dict.fromkeys(keys))
+            for start in range(0, len(unique), _CHUNK):
+                chunk = unique[start : start + _CHUNK]
+                marks = ",".join("?" * len(chunk))
+                for row in conn.execute(
+                    "SELECT key, event_time, write_time, payload FROM online_records "
+                    f"WHERE group_id = ? AND key IN ({marks})",
+                    (group_id, *chunk),
+                ):
+                    found[row[0]] = OnlineRow(*row)
+        except sqlite3.Error as exc:
+            raise BackendError(f"The online store {self.path!r} failed: {exc}.") from exc
+        return [found.get(k) for k in keys]
+
+    def delete(self, group_id: str, keys: Sequence[str]) -> None:
+        """Remove the keys' rows entirely."""
+        if not keys:
+            return
+        with self._write() as conn:
+            conn.executemany(
+                "DELETE FROM online_records WHERE group_id = ? AND key = ?",
+                [(group_id, k) for k in keys],
+            )
+
+    def drop(self, group_id: str) -> None:
+        """Remove every row of a feature group."""
+        with self._write() as conn:
+            conn.execute("DELETE FROM online_records WHERE group_id = ?", (group_id,))
+
+    def close(self) -> None:
+        """Close every thread's connection."""
+        self._closed = True
+        with self._lock:
+            conns, self._conns = self._conns, []
+        for conn in conns:
+            conn.close()
+        self._local = threading.local()

@@ -1,0 +1,760 @@
+"""The feature store's front: ``FeatureStore(session)`` (``session.featurestore``).
+
+Resources and actions: a feature group is ``<project>/feature_groups/<name>``.
+
+==========================================  ===========================
+operation                                   action on the group
+==========================================  ===========================
+create_group, add_features                  ``feature:create``
+describe, list_groups, search               ``feature:describe``
+ingest, put_record, delete_record (soft)    ``feature:write``
+get_record, batch_get_record                ``feature:read_online``
+offline_table                               ``feature:read_offline``
+delete_group, delete_record(hard=True)      ``feature:delete``
+==========================================  ===========================
+
+The creator of a group gets an explicit ``maintainer`` grant on ``<group>/*`` in the
+transaction that creates it. Permission is checked before a group is looked up, so
+a caller learns nothing about groups it may not see; a missing group's error suggests
+only names the caller may describe. Every write appends an audit row in the catalog
+transaction that records it; audit rows never hold a record id or a feature value
+(a record is named by ``sha256(group id, record key)``), so a hard delete leaves no
+personal data in the append-only log. Group definitions are cached for a second:
+another process's ``add_features`` or ``delete_group`` shows here within a second.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import time
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+
+from trivet.errors import AlreadyExists, ValidationError, did_you_mean
+from trivet.featurestore._codec import Codec, record_key
+from trivet.featurestore.definitions import (
+    Dtype,
+    Feature,
+    FeatureGroup,
+    FeatureGroupSpec,
+)
+from trivet.featurestore.errors import FeatureGroupNotFound
+from trivet.featurestore.ingest import (
+    IngestReport,
+    batch_id_of,
+    distinct_records,
+    load,
+    online_rows,
+    validate,
+)
+from trivet.featurestore.offline import DeltaOfflineStore
+from trivet.featurestore.online import OnlineRow, OnlineStore, open_online_store
+from trivet.platform.catalog import now_utc
+from trivet.platform.catalog._catalog import as_utc
+from trivet.platform.catalog.schema import (
+    feature_batches,
+    feature_definitions,
+    feature_groups,
+    principals,
+)
+from trivet.platform.lineage import delete_edges_under
+from trivet.platform.names import check_name
+
+if TYPE_CHECKING:
+    import os
+
+    import pandas as pd
+    import pyarrow as pa
+
+    from trivet.platform.session import Session
+
+__all__ = ["FeatureStore", "SearchHit"]
+
+_CACHE_SECONDS = 1.0
+_KIND = "feature_groups"
+
+
+@dataclass(frozen=True, kw_only=True)
+class SearchHit:
+    """A feature group found by :meth:`FeatureStore.search`, and where it matched.
+
+    ``matches`` names the fields: ``name``, ``description``, ``tag:<tag>``,
+    ``feature:<name>``, ``feature:<name>.description``, ``feature:<name>.parameters``.
+    """
+
+    group: FeatureGroup
+    matches: tuple[str, ...]
+
+
+class FeatureStore:
+    """Feature groups and their records under one session's grants.
+
+    Args:
+        session: the session whose principal, project and workspace settings apply.
+    """
+
+    def __init__(self, session: Session) -> None:
+        self._s = session
+        self._offline: DeltaOfflineStore | None = None
+        self._online: OnlineStore | None = None
+        self._cache: dict[tuple[str, str], tuple[float, FeatureGroup, Codec]] = {}
+
+    def __repr__(self) -> str:
+        return f"<FeatureStore project={self._s.project!r}>"
+
+    # -- backends ----------------------------------------------------------------------
+    @property
+    def offline(self) -> DeltaOfflineStore:
+        """The offline store (Delta tables under the ``offline_url`` setting)."""
+        if self._offline is None:
+            self._offline = DeltaOfflineStore(self._s.settings.offline_url)
+        return self._offline
+
+    @property
+    def online(self) -> OnlineStore:
+        """The online store (from the ``online_url`` setting)."""
+        if self._online is None:
+            self._online = open_online_store(self._s.settings.online_url)
+        return self._online
+
+    def close(self) -> None:
+        """Close the online store's connections."""
+        if self._online is not None:
+            self._online.close()
+            self._online = None
+
+    def _resource(self, name: str) -> str:
+        return self._s.resource(_KIND, name)
+
+    # -- catalog reads -----------------------------------------------------------------
+    def _rows(self, conn: sa.Connection, name: str | None = None) -> list[FeatureGroup]:
+        query = (
+            sa.select(feature_groups, principals.c.name.label("creator"))
+            .outerjoin(principals, principals.c.id == feature_groups.c.created_by)
+            .where(feature_groups.c.project == self._s.project)
+            .order_by(feature_groups.c.name)
+        )
+        if name is not None:
+            query = query.where(feature_groups.c.name == name)
+        rows = conn.execute(query).all()
+        if not rows:
+            return []
+        defs: dict[str, list[Any]] = {r.id: [] for r in rows}
+        for d in conn.execute(
+            sa.select(feature_definitions)
+            .where(feature_definitions.c.group_id.in_(list(defs)))
+            .order_by(feature_definitions.c.group_id, feature_definitions.c.position)
+        ):
+            defs[d.group_id].append(d)
+        return [self._group_of(r, defs[r.id]) for r in rows]
+
+    def _group_of(self, row: Any, defs: Sequence[Any]) -> FeatureGroup:
+        created, updated = as_utc(row.created_at), as_utc(row.updated_at)
+        assert created is not None and updated is not None
+        return FeatureGroup(
+            id=row.id,
+            name=row.name,
+            project=row.project,
+            resource=self._s.resource(_KIND, row.name),
+            record_id=row.record_id,
+            record_id_dtype=Dtype(defs[0].dtype),
+            event_time=row.event_time,
+            features=tuple(
+                Feature(
+                    name=d.name,
+                    dtype=Dtype(d.dtype),
+                    description=d.description,
+                    parameters=d.parameters or {},
+                )
+                for d in defs[2:]
+            ),
+            description=row.description,
+            tags=tuple(row.tags or ()),
+            ttl=None if row.ttl_us is None else dt.timedelta(microseconds=row.ttl_us),
+            online=bool(row.online),
+            offline=bool(row.offline),
+            created_at=created,
+            created_by=row.creator,
+            updated_at=updated,
+        )
+
+    def _visible_names(self) -> list[str]:
+        with self._s.catalog.read() as conn:
+            names = (
+                conn.execute(
+                    sa.select(feature_groups.c.name).where(
+                        feature_groups.c.project == self._s.project
+                    )
+                )
+                .scalars()
+                .all()
+            )
+        return [n for n in names if self._s.can("feature:describe", self._resource(n))]
+
+    def _load(self, name: str) -> tuple[FeatureGroup, Codec]:
+        """Return a group and its codec (cached for a second); raise if it does not exist."""
+        key = (self._s.project, name)
+        hit = self._cache.get(key)
+        now = time.monotonic()
+        if hit is not None and now - hit[0] < _CACHE_SECONDS:
+            return hit[1], hit[2]
+        with self._s.catalog.read() as conn:
+            found = self._rows(conn, name)
+        if not found:
+            self._cache.pop(key, None)
+            raise FeatureGroupNotFound(name, known=self._visible_names())
+        group = found[0]
+        codec = hit[2] if hit is not None and hit[1] == group else Codec(group)
+        self._cache[key] = (now, group, codec)
+        return group, codec
+
+    def _forget(self, name: str) -> None:
+        self._cache.pop((self._s.project, name), None)
+
+    def _require(self, action: str, name: str) -> str:
+        check_name(name, what="feature group name")
+        resource = self._resource(name)
+        self._s.require(action, resource)
+        return resource
+
+    # -- groups ------------------------------------------------------------------------
+    def create_group(self, spec: FeatureGroupSpec) -> FeatureGroup:
+        """Create a feature group from a spec; you get ``maintainer`` on it.
+
+        Needs ``feature:create`` on ``<project>/feature_groups/<name>``. The offline
+        table (if ``spec.offline``) is created at once, at a path made of the project and
+        the group's new id.
+
+        Raises:
+            AlreadyExists: a group of that name exists in the project.
+        """
+        if not isinstance(spec, FeatureGroupSpec):
+            raise ValidationError(
+                f"create_group needs a FeatureGroupSpec, got {type(spec).__name__}.",
+                hint="build one with FeatureGroupSpec(...) or infer_spec(df, ...)",
+            )
+        resource = self._require("feature:create", spec.name)
+        with self._s.catalog.read() as conn:
+            if self._rows(conn, spec.name):
+                raise self._exists(spec.name)
+        now = now_utc()
+        group = FeatureGroup(
+            id=str(uuid.uuid4()),
+            name=spec.name,
+            project=self._s.project,
+            resource=resource,
+            record_id=spec.record_id,
+            record_id_dtype=spec.record_id_dtype,
+            event_time=spec.event_time,
+            features=tuple(spec.features),
+            description=spec.description,
+            tags=tuple(spec.tags),
+            ttl=spec.ttl,
+            online=spec.online,
+            offline=spec.offline,
+            created_at=now,
+            created_by=self._s.principal.name,
+            updated_at=now,
+        )
+        if group.offline:
+            self.offline.ensure(group)
+        try:
+            with self._s.catalog.write() as conn:
+                if self._rows(conn, spec.name):
+                    raise self._exists(spec.name)
+                self._insert(conn, group)
+        except BaseException:
+            if group.offline:
+                self.offline.drop(group)
+            raise
+        self._forget(spec.name)
+        return self._load(spec.name)[0]
+
+    @staticmethod
+    def _exists(name: str) -> AlreadyExists:
+        return AlreadyExists(
+            f"Feature group {name!r} exists already.",
+            hint="add features to it with add_features, or pick another name",
+        )
+
+    def _insert(self, conn: sa.Connection, group: FeatureGroup) -> None:
+        from trivet.platform.access import insert_grant
+
+        ttl_us = None if group.ttl is None else group.ttl // dt.timedelta(microseconds=1)
+        conn.execute(
+            sa.insert(feature_groups).values(
+                id=group.id,
+                project=group.project,
+                name=group.name,
+                record_id=group.record_id,
+                event_time=group.event_time,
+                description=group.description,
+                tags=list(group.tags),
+                ttl_us=ttl_us,
+                online=group.online,
+                offline=group.offline,
+                created_at=group.created_at,
+                created_by=self._s.principal.id,
+                updated_at=group.updated_at,
+            )
+        )
+        keys = [
+            Feature(name=group.record_id, dtype=group.record_id_dtype, description="record id"),
+            Feature(name=group.event_time, dtype=Dtype.TIMESTAMP, description="event time"),
+        ]
+        self._insert_features(conn, group.id, [*keys, *group.features], start=0)
+        insert_grant(
+            self._s,
+            conn,
+            subject=self._s.principal,
+            effect="allow",
+            privilege="maintainer",
+            pattern=f"{group.resource}/*",
+            reason=f"created feature group {group.name!r}",
+        )
+        self._s.record(
+            conn,
+            action="feature:create_group",
+            resource=group.resource,
+            detail={"id": group.id, "spec": group.spec.to_dict()},
+        )
+
+    @staticmethod
+    def _insert_features(
+        conn: sa.Connection, group_id: str, features: Sequence[Feature], *, start: int
+    ) -> None:
+        now = now_utc()
+        conn.execute(
+            sa.insert(feature_definitions),
+            [
+                {
+                    "group_id": group_id,
+                    "position": start + i,
+                    "name": f.name,
+                    "dtype": f.dtype.value,
+                    "description": f.description,
+                    "parameters": dict(f.parameters),
+                    "created_at": now,
+                }
+                for i, f in enumerate(features)
+            ],
+        )
+
+    def describe(self, name: str) -> FeatureGroup:
+        """Return a feature group (needs ``feature:describe`` on it)."""
+        self._require("feature:describe", name)
+        self._forget(name)
+        return self._load(name)[0]
+
+    def list_groups(self) -> list[FeatureGroup]:
+        """Return the project's feature groups you may describe, by name."""
+        with self._s.catalog.read() as conn:
+            groups = self._rows(conn)
+        return [g for g in groups if self._s.can("feature:describe", g.resource)]
+
+    def search(self, text: str | None = None, *, tag: str | None = None) -> list[SearchHit]:
+        """Find feature groups you may describe by words and/or a tag.
+
+        Every word of ``text`` must appear (case-insensitively) in the group's name or
+        description, or in a tag, a feature's name, description or parameters (keys and
+        values). ``tag`` keeps only groups carrying that exact tag.
+        """
+        terms = (text or "").lower().split()
+        hits: list[SearchHit] = []
+        for group in self.list_groups():
+            if tag is not None and tag not in group.tags:
+                continue
+            fields: list[tuple[str, str]] = [
+                ("name", group.name),
+                ("description", group.description),
+                *((f"tag:{t}", t) for t in group.tags),
+            ]
+            for f in group.features:
+                fields.append((f"feature:{f.name}", f.name))
+                fields.append((f"feature:{f.name}.description", f.description))
+                params = " ".join(f"{k} {v}" for k, v in f.parameters.items())
+                fields.append((f"feature:{f.name}.parameters", params))
+            matched: list[str] = []
+            if all(any(t in value.lower() for _, value in fields) for t in terms):
+                matched = [
+                    where for where, value in fields if any(t in value.lower() for t in terms)
+                ]
+                hits.append(SearchHit(group=group, matches=tuple(matched)))
+        return hits
+
+    def add_features(self, name: str, features: Iterable[Feature]) -> FeatureGroup:
+        """Add features to a group (existing ones never change or go; as in SageMaker).
+
+        Needs ``feature:create`` on the group. Existing records read the new features
+        as null; the offline table gains the columns (older files lack them).
+
+        Raises:
+            ValidationError: a name is taken, repeated or invalid.
+        """
+        resource = self._require("feature:create", name)
+        new = list(features)
+        if not new:
+            raise ValidationError("add_features needs at least one Feature.")
+        for feat in new:
+            if not isinstance(feat, Feature):
+                raise ValidationError(
+                    f"add_features takes Feature objects, got {type(feat).__name__}.",
+                    hint="e.g. Feature(name='score', dtype='float')",
+                )
+        with self._s.catalog.write() as conn:
+            found = self._rows(conn, name)
+            if not found:
+                raise FeatureGroupNotFound(name, known=())
+            group = found[0]
+            # the spec's checks: valid, unique names that do not clash with the keys
+            FeatureGroupSpec(
+                name=group.name,
+                record_id=group.record_id,
+                event_time=group.event_time,
+                record_id_dtype=group.record_id_dtype,
+                features=[*group.features, *new],
+            )
+            self._insert_features(conn, group.id, new, start=2 + len(group.features))
+            conn.execute(
+                sa.update(feature_groups)
+                .where(feature_groups.c.id == group.id)
+                .values(updated_at=now_utc())
+            )
+            self._s.record(
+                conn,
+                action="feature:add_features",
+                resource=resource,
+                detail={"features": [f.to_dict() for f in new]},
+            )
+        self._forget(name)
+        group = self._load(name)[0]
+        if group.offline:
+            self.offline.ensure(group)
+        return group
+
+    def delete_group(self, name: str) -> None:
+        """Delete a group: its definition, grants, lineage, online rows and offline table.
+
+        Needs ``feature:delete``. A group created later under the same name is a new
+        group with none of this one's grants or data.
+        """
+        resource = self._require("feature:delete", name)
+        with self._s.catalog.write() as conn:
+            found = self._rows(conn, name)
+            if not found:
+                raise FeatureGroupNotFound(name, known=())
+            group = found[0]
+            for table in (feature_batches, feature_definitions):
+                conn.execute(sa.delete(table).where(table.c.group_id == group.id))
+            conn.execute(sa.delete(feature_groups).where(feature_groups.c.id == group.id))
+            dropped = self._s.access.drop_resource(conn, resource)
+            edges = delete_edges_under(conn, "feature_group", resource)
+            self._s.record(
+                conn,
+                action="feature:delete_group",
+                resource=resource,
+                detail={"id": group.id, "grants_dropped": dropped, "lineage_edges_dropped": edges},
+            )
+        self._forget(name)
+        if group.online:
+            self.online.drop(group.id)
+        if group.offline:
+            self.offline.drop(group)
+
+    # -- writing records ---------------------------------------------------------------
+    def ingest(
+        self,
+        name: str,
+        data: pd.DataFrame | pa.Table | str | os.PathLike[str],
+        *,
+        max_workers: int | None = None,
+    ) -> IngestReport:
+        """Validate a batch, then write it offline and online, exactly once.
+
+        See :mod:`trivet.featurestore.ingest` for the rules. Needs ``feature:write``.
+
+        Args:
+            name: the feature group.
+            data: a pandas DataFrame, a pyarrow Table, or a path to a .parquet/.csv file.
+            max_workers: threads validating columns at once (large batches only).
+
+        Raises:
+            IngestValidationError: the batch has problems (all listed); nothing was written.
+        """
+        self._require("feature:write", name)
+        group, _ = self._load(name)
+        table = validate(group, load(data, group), max_workers=max_workers)
+        return self._write(group, table, action="feature:ingest")
+
+    def put_record(self, name: str, record: Mapping[str, Any]) -> IngestReport:
+        """Validate and write one record, online and offline, at once.
+
+        Each call is a Delta commit of its own (a durable micro-batch buffer is not
+        built yet); use :meth:`ingest` for many records. Needs ``feature:write``.
+        """
+        import pandas as pd
+
+        self._require("feature:write", name)
+        group, _ = self._load(name)
+        if not isinstance(record, Mapping):
+            raise ValidationError(
+                f"put_record needs a mapping of column to value, got {type(record).__name__}."
+            )
+        frame = pd.DataFrame({str(k): pd.Series([v], dtype=object) for k, v in record.items()})
+        table = validate(group, frame)
+        return self._write(group, table, action="feature:put_record")
+
+    def delete_record(
+        self,
+        name: str,
+        record_id: object,
+        *,
+        hard: bool = False,
+        event_time: dt.datetime | None = None,
+    ) -> None:
+        """Delete a record: a soft tombstone, or (``hard=True``) erase it everywhere.
+
+        Soft (``feature:write``): a tombstone row (``__deleted`` true, features null) is
+        appended offline at ``event_time`` (default now), and online the record reads as
+        missing unless a row with a newer event time arrives later. Its history stays in
+        the offline table.
+
+        Hard (``feature:delete``; for erasure requests such as GDPR's): every row of the
+        record is deleted from the offline table, which is then vacuumed so no file
+        still holding it remains, and the record is removed from the online store.
+        Time travel to versions before the delete stops working.
+        """
+        action = "feature:delete" if hard else "feature:write"
+        resource = self._require(action, name)
+        group, _ = self._load(name)
+        typed, key = record_key(group, record_id)
+        digest = hashlib.sha256(f"{group.id}\0{key}".encode()).hexdigest()
+        if hard:
+            removed: list[str] = []
+            if group.offline:
+                removed = self.offline.hard_delete(group, [typed])
+            if group.online:
+                self.online.delete(group.id, [key])
+            with self._s.catalog.write() as conn:
+                self._s.record(
+                    conn,
+                    action="feature:erase_record",
+                    resource=resource,
+                    detail={"record_sha256": digest, "files_vacuumed": len(removed)},
+                )
+            return
+        import pyarrow as pa
+
+        when = event_time if event_time is not None else now_utc()
+        if when.tzinfo is None:
+            raise ValidationError(
+                "event_time must be timezone-aware.", hint="e.g. datetime.now(UTC)"
+            )
+        schema = group.arrow_schema()
+        columns = [pa.array([typed], type=group.record_id_dtype.arrow())]
+        columns.append(pa.array([when], type=pa.timestamp("us", tz="UTC")))
+        columns += [pa.nulls(1, type=f.dtype.arrow()) for f in group.features]
+        table = pa.table(columns, schema=pa.schema([schema.field(c) for c in group.columns]))
+        self._write(
+            group,
+            table,
+            action="feature:delete_record",
+            deleted=True,
+            detail={"record_sha256": digest},
+        )
+
+    def _write(
+        self,
+        group: FeatureGroup,
+        table: pa.Table,
+        *,
+        action: str,
+        deleted: bool = False,
+        detail: Mapping[str, Any] | None = None,
+    ) -> IngestReport:
+        """Write a validated batch offline, online and to the catalog (see ``ingest.py``)."""
+        rows = table.num_rows
+        batch_id = batch_id_of(group, table, kind="tombstones" if deleted else "rows")
+        records = distinct_records(group, table)
+        with self._s.catalog.read() as conn:
+            done = conn.execute(
+                sa.select(feature_batches).where(
+                    feature_batches.c.group_id == group.id,
+                    feature_batches.c.batch_id == batch_id,
+                )
+            ).first()
+        if done is not None or rows == 0:
+            written = as_utc(done.write_time) if done is not None else None
+            return IngestReport(
+                group=group.name,
+                batch_id=batch_id,
+                rows=rows,
+                records=records,
+                offline_version=done.offline_version if done is not None else None,
+                write_time=written or now_utc(),
+                duplicate=done is not None,
+            )
+        write_time = now_utc()
+        version: int | None = None
+        recovered = False
+        if group.offline:
+            result = self.offline.append(
+                group, table, batch_id=batch_id, write_time=write_time, deleted=deleted
+            )
+            write_time, version, recovered = result.write_time, result.version, result.already
+        if group.online:
+            self.online.write(group.id, online_rows(group, table, write_time, deleted=deleted))
+        with self._s.catalog.write() as conn:
+            exists = conn.execute(
+                sa.select(feature_batches.c.batch_id).where(
+                    feature_batches.c.group_id == group.id,
+                    feature_batches.c.batch_id == batch_id,
+                )
+            ).first()
+            if exists is None:
+                conn.execute(
+                    sa.insert(feature_batches).values(
+                        group_id=group.id,
+                        batch_id=batch_id,
+                        rows=rows,
+                        offline_version=version,
+                        write_time=write_time,
+                        created_at=now_utc(),
+                        created_by=self._s.principal.id,
+                    )
+                )
+            self._s.record(
+                conn,
+                action=action,
+                resource=group.resource,
+                detail={
+                    "batch": batch_id,
+                    "rows": rows,
+                    "offline_version": version,
+                    "recovered": recovered,
+                    **(detail or {}),
+                },
+            )
+        return IngestReport(
+            group=group.name,
+            batch_id=batch_id,
+            rows=rows,
+            records=records,
+            offline_version=version,
+            write_time=write_time,
+            duplicate=exists is not None,
+        )
+
+    # -- reading records ---------------------------------------------------------------
+    def get_record(
+        self, name: str, record_id: object, *, features: Sequence[str] | None = None
+    ) -> dict[str, Any] | None:
+        """Return a record's latest values from the online store, or None.
+
+        None when the record was never written, was deleted, or (with a TTL) its event
+        time is older than ``now - ttl``. The result holds the record id, the event time
+        and the features (only ``features`` if given). Needs ``feature:read_online``.
+        """
+        self._require("feature:read_online", name)
+        group, codec = self._load(name)
+        self._check_features(group, features)
+        _, key = record_key(group, record_id)
+        row = self.online.read(group.id, [key])[0]
+        return self._decode(group, codec, row, features, self._oldest(group))
+
+    def batch_get_record(
+        self, requests: Mapping[str, Sequence[object]] | Sequence[tuple[str, object]]
+    ) -> Any:
+        """Return many records from one or several groups in one call.
+
+        Each group is authorized once per call (``feature:read_online``), never per
+        record; if any group is refused, the whole call is.
+
+        Args:
+            requests: ``{group: [id, ...]}``, or a list of ``(group, id)`` pairs.
+
+        Returns:
+            For a mapping, ``{group: [record or None, ...]}`` in the ids' order; for a
+            list of pairs, a list of records or None in the pairs' order.
+        """
+        if isinstance(requests, Mapping):
+            pairs = [(g, rid) for g, ids in requests.items() for rid in ids]
+        else:
+            pairs = []
+            for item in requests:
+                if not (isinstance(item, tuple) and len(item) == 2):
+                    raise ValidationError(
+                        f"batch_get_record takes (group, record id) pairs, got {item!r}."
+                    )
+                pairs.append(item)
+        names = list(dict.fromkeys(g for g, _ in pairs))
+        for name in names:
+            self._require("feature:read_online", name)
+        results: dict[tuple[str, int], dict[str, Any] | None] = {}
+        for name in names:
+            group, codec = self._load(name)
+            oldest = self._oldest(group)
+            positions = [i for i, (g, _) in enumerate(pairs) if g == name]
+            keys = [record_key(group, pairs[i][1])[1] for i in positions]
+            rows = self.online.read(group.id, keys)
+            for i, row in zip(positions, rows, strict=True):
+                results[(name, i)] = self._decode(group, codec, row, None, oldest)
+        ordered = [results[(g, i)] for i, (g, _) in enumerate(pairs)]
+        if not isinstance(requests, Mapping):
+            return ordered
+        out: dict[str, list[dict[str, Any] | None]] = {g: [] for g in requests}
+        for (g, _), record in zip(pairs, ordered, strict=True):
+            out[g].append(record)
+        return out
+
+    @staticmethod
+    def _oldest(group: FeatureGroup) -> int | None:
+        """The oldest event time (µs) still valid under the group's TTL, or None."""
+        if group.ttl is None:
+            return None
+        return int(time.time() * 1_000_000) - group.ttl // dt.timedelta(microseconds=1)
+
+    @staticmethod
+    def _check_features(group: FeatureGroup, features: Sequence[str] | None) -> None:
+        if features is None:
+            return
+        if isinstance(features, str):
+            raise ValidationError("features must be a list of names, not a string.")
+        names = {f.name for f in group.features}
+        for name in features:
+            if name not in names:
+                raise ValidationError(
+                    f"Feature group {group.name!r} has no feature {name!r}.",
+                    hint=did_you_mean(name, names),
+                )
+
+    @staticmethod
+    def _decode(
+        group: FeatureGroup,
+        codec: Codec,
+        row: OnlineRow | None,
+        features: Sequence[str] | None,
+        oldest: int | None,
+    ) -> dict[str, Any] | None:
+        if row is None or row.payload is None:
+            return None
+        if oldest is not None and row.event_time < oldest:
+            return None
+        return codec.decode(row, features)
+
+    # -- the offline table -------------------------------------------------------------
+    def offline_table(self, name: str, *, as_of: int | dt.datetime | None = None) -> pa.Table:
+        """Return every row of the group's offline table (needs ``feature:read_offline``).
+
+        Args:
+            name: the feature group.
+            as_of: a Delta version number or an aware datetime (time travel).
+        """
+        self._require("feature:read_offline", name)
+        group, _ = self._load(name)
+        return self.offline.read(group, as_of=as_of)
