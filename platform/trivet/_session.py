@@ -11,6 +11,7 @@ from trivet.platform.settings import Settings, load_settings
 from trivet.platform.workspace import init_workspace, open_session
 
 if TYPE_CHECKING:
+    from trivet.clarify import Clarify
     from trivet.featurestore import FeatureStore
 
 __all__ = ["Session", "connect", "init"]
@@ -19,9 +20,16 @@ __all__ = ["Session", "connect", "init"]
 class Session(PlatformSession):
     """A principal's handle on a workspace: identity, access, artifacts, registry, lineage.
 
-    The parts hang off it: ``session.featurestore`` today; ``session.clarify`` and
-    ``session.pipelines`` as they land.
+    The parts hang off it: ``session.featurestore`` and ``session.clarify`` today;
+    ``session.pipelines`` when it lands.
     """
+
+    @functools.cached_property
+    def clarify(self) -> Clarify:
+        """Bias metrics (and, as they land, explanations and fairness reports)."""
+        from trivet.clarify import Clarify
+
+        return Clarify(self)
 
     @functools.cached_property
     def featurestore(self) -> FeatureStore:
