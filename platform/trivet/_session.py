@@ -79,6 +79,7 @@ def init(
     *,
     project: str = "default",
     catalog_url: str | None = None,
+    four_eyes: bool = False,
 ) -> Settings:
     """Create a workspace (see :func:`trivet.platform.workspace.init_workspace`)."""
-    return init_workspace(path, project=project, catalog_url=catalog_url)
+    return init_workspace(path, project=project, catalog_url=catalog_url, four_eyes=four_eyes)

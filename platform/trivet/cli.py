@@ -90,11 +90,14 @@ def init(
         str | None,
         typer.Option(help="Keep the catalog in PostgreSQL: postgresql://user@host/db."),
     ] = None,
+    four_eyes: Annotated[
+        bool, typer.Option("--four-eyes", help="Nobody approves a model version they registered.")
+    ] = False,
 ) -> None:
     """Create a workspace; you (this OS user) become its admin."""
     import trivet
 
-    settings = trivet.init(path, project=project, catalog_url=catalog_url)
+    settings = trivet.init(path, project=project, catalog_url=catalog_url, four_eyes=four_eyes)
     note(f"Created workspace {settings.workspace} with project {settings.project!r}.")
     note("You are its admin. Next: `trivet whoami`, `trivet auth add-user NAME --role ...`.")
 

@@ -330,9 +330,10 @@ def test_sklearn_model_round_trip_with_skops(store: ArtifactStore) -> None:
     assert ref.kind == "model" and ref.media_type == "application/vnd.skops"
     assert ref.meta["flavor"] == "sklearn" and ref.meta["format"] == "skops"
     assert ref.meta["class"] == "sklearn.pipeline.Pipeline"
-    assert ref.meta["trusted_types"] == [
+    assert ref.meta["skops_types"] == [
         "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor"
     ]
+    assert ref.meta["needs_trust"] == []  # on the allow-list
     assert ref.meta["signature"] == {
         "n_features_in": 3,
         "feature_names_in": ["a", "b", "c"],
@@ -356,16 +357,201 @@ def test_model_that_would_run_code_is_refused(store: ArtifactStore, admin: trive
     sneaky = make_pipeline(FunctionTransformer(eval), LogisticRegression())
     with pytest.raises(ValidationError, match=r"builtins\.eval"):
         store.put_model(sneaky)
+    with pytest.raises(ValidationError, match=r"builtins\.eval"):
+        store.put_model(sneaky, trusted_types=["builtins.eval"])  # never, even when named
     with pytest.raises(ValidationError, match="could not be loaded again"):
         store.put_model(make_pipeline(FunctionTransformer(lambda x: x), LogisticRegression()))
-    ref = store.put_model(LogisticRegression().fit(X, y))
-    assert ref.meta["trusted_types"] == []
-    # someone edits the catalog to trust a code-running type: the load refuses
-    meta = {**ref.meta, "trusted_types": ["posix.system"]}
+    model = LogisticRegression().fit(X, y)
+    ref = store.put_model(model)
+    assert ref.meta["skops_types"] == [] and ref.meta["needs_trust"] == []
+    # what the catalog says is trusted does not matter: the load decides from the bytes
+    meta = {**ref.meta, "needs_trust": ["posix.system"], "trusted_types": ["posix.system"]}
     with admin.catalog.write() as conn:
         conn.execute(sa.update(artifacts).where(artifacts.c.digest == ref.digest).values(meta=meta))
-    with pytest.raises(IntegrityError, match=r"posix\.system"):
+    assert store.load_model(ref.digest).predict(X).tolist() == model.predict(X).tolist()
+
+
+def store_crafted_model(admin: trivet.Session, model: Any) -> str:
+    """Store a skops file as a model without put_model's checks (a crafted upload)."""
+    import skops.io as sio
+
+    from trivet.platform.artifacts._entries import record_put
+
+    data = sio.dumps(model)
+    digest = hashlib.sha256(data).hexdigest()
+    admin.artifacts.blobs.put(f"sha256/{digest[:2]}/{digest}", data)
+    meta = {"flavor": "sklearn", "format": "skops", "skops_types": [], "needs_trust": []}
+    record_put(
+        admin,
+        "default/artifacts",
+        "",
+        digest=digest,
+        kind="model",
+        size=len(data),
+        media_type="application/vnd.skops",
+        meta=meta,
+    )
+    return digest
+
+
+def test_a_skops_model_trusts_only_the_allow_list(
+    store: ArtifactStore, admin: trivet.Session, tmp_path: Path
+) -> None:
+    """The review's repro: FunctionTransformer(pydoc.pipepager) ran a command on use."""
+    import pydoc
+
+    from sklearn.preprocessing import FunctionTransformer
+
+    marker = tmp_path / "pwned"
+    evil = FunctionTransformer(func=pydoc.pipepager, kw_args={"cmd": f"touch {marker}"})
+    evil.fit(np.zeros((1, 1)))
+    with pytest.raises(ValidationError, match=r"pydoc\.pipepager"):
+        store.put_model(evil)
+    with pytest.raises(ValidationError, match=r"pydoc\.pipepager"):
+        store.put_model(evil, trusted_types=["pydoc.pipepager"])
+    # a file crafted to need it is refused on load, before anything is built
+    with pytest.raises(IntegrityError, match=r"pydoc\.pipepager"):
+        store.load_model(store_crafted_model(admin, evil))
+    assert not marker.exists()
+
+    # under numpy's prefix but a function that reads (and may unpickle) files: refused
+    loader = FunctionTransformer(func=np.load).fit(np.zeros((1, 1)))
+    with pytest.raises(ValidationError, match=r"not trusted by default.*numpy\.load"):
+        store.put_model(loader)
+    crafted = store_crafted_model(admin, loader)
+    with pytest.raises(ValidationError, match=r"numpy\.load"):
+        store.load_model(crafted)
+
+
+def test_extra_types_need_the_savers_and_the_loaders_trust(
+    store: ArtifactStore, admin: trivet.Session
+) -> None:
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import FunctionTransformer, StandardScaler
+
+    X = np.random.default_rng(2).normal(size=(20, 2))
+    model = make_pipeline(
+        FunctionTransformer(np.clip, kw_args={"a_min": -1.0, "a_max": 1.0}), StandardScaler()
+    ).fit(X)
+    with pytest.raises(ValidationError, match=r"numpy\.clip.*trusted_types=\['numpy\.clip'\]"):
+        store.put_model(model)
+    ref = store.put_model(model, trusted_types=["numpy.clip"])
+    assert ref.meta["needs_trust"] == ["numpy.clip"]
+    # the saver's word is not the loader's: loading needs the loader to name it too
+    with pytest.raises(ValidationError, match=r"numpy\.clip"):
         store.load_model(ref.digest)
+    with pytest.raises(ValidationError, match=r"numpy\.clip"):
+        admin.registry.load(admin.registry.register("clipped", artifact=ref.digest).name)
+    loaded = store.load_model(ref.digest, trusted_types=["numpy.clip"])
+    np.testing.assert_allclose(loaded.transform(X), model.transform(X))
+
+    with pytest.raises(ValidationError, match="list of names"):
+        store.load_model(ref.digest, trusted_types="numpy.clip")  # type: ignore[arg-type]
+    with pytest.raises(ValidationError, match="not a type or function name"):
+        store.put_model(model, trusted_types=[""])
+    with pytest.raises(ValidationError, match="not to pickles"):
+        store.put_model({"w": 1}, flavor="pickle", trust_pickle=True, trusted_types=["x.y"])
+
+
+@pytest.mark.parametrize(
+    ("name", "allowed"),
+    [
+        ("sklearn.tree._tree.Tree", True),
+        ("sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor", True),
+        ("sklearn.metrics._classification.f1_score", True),
+        ("sklearn.feature_selection._univariate_selection.f_classif", True),
+        ("sklearn.utils.validation.check_array", True),
+        ("functools.partial", True),
+        ("numpy.dtype", True),
+        ("numpy.float64", True),
+        ("numpy.random.mtrand.RandomState", True),
+        ("scipy.sparse._csr.csr_matrix", True),
+        ("scipy.interpolate._bsplines.BSpline", True),
+        ("builtins.object", True),
+        ("numpy.load", False),
+        ("numpy.memmap", False),  # a class, but its constructor truncates files
+        ("numpy.clip", False),  # numpy functions are not on the list
+        ("numpy.lib._npyio_impl.NpzFile", False),
+        ("numpy.vectorize", False),
+        ("sklearn.utils.validation.joblib", False),  # resolves, but joblib is not defined there
+        ("sklearn.base.clone", False),  # functions only from metrics and feature_selection
+        ("sklearn.datasets.dump_svmlight_file", False),
+        ("sklearn.utils._testing.assert_run_python_script_without_output", False),
+        ("sklearn.utils.parallel.Parallel", False),
+        ("sklearn.linear_model._logistic.LogisticRegression.predict", False),  # a bound method
+        ("pydoc.pipepager", False),
+        ("timeit.timeit", False),
+        ("_posixsubprocess.fork_exec", False),
+        ("multiprocessing.Process", False),
+        ("pandas.io.pickle.read_pickle", False),
+        ("joblib.load", False),
+        ("builtins.eval", False),
+        ("functools.reduce", False),
+    ],
+)
+def test_the_allow_list(name: str, allowed: bool) -> None:
+    from trivet.platform.artifacts._models import is_allowed_type
+
+    assert is_allowed_type(name) is allowed
+
+
+def _common_models() -> dict[str, Any]:
+    from sklearn.compose import ColumnTransformer
+    from sklearn.ensemble import (
+        GradientBoostingClassifier,
+        HistGradientBoostingClassifier,
+        RandomForestClassifier,
+    )
+    from sklearn.feature_selection import SelectKBest, f_classif
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import f1_score, make_scorer
+    from sklearn.model_selection import GridSearchCV
+    from sklearn.neighbors import KNeighborsClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder, SplineTransformer, StandardScaler
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(60, 3))
+    y = (X[:, 0] > 0).astype(int)
+    df = pd.DataFrame({"a": X[:, 0], "b": X[:, 1], "c": rng.choice(["x", "y", "z"], 60)})
+    cats = np.c_[X[:, :2], rng.integers(0, 3, 60)]
+    column_model = make_pipeline(
+        ColumnTransformer([("num", StandardScaler(), ["a", "b"]), ("cat", OneHotEncoder(), ["c"])]),
+        LogisticRegression(),
+    )
+    return {
+        "logistic": (LogisticRegression().fit(X, y), X),
+        "gradient_boosting": (GradientBoostingClassifier(n_estimators=5).fit(X, y), X),
+        "random_forest": (RandomForestClassifier(n_estimators=3, random_state=0).fit(X, y), X),
+        "column_pipeline": (column_model.fit(df, y), df),
+        "hist_gradient_boosting": (
+            HistGradientBoostingClassifier(max_iter=5, categorical_features=[2]).fit(cats, y),
+            cats,
+        ),
+        "knn": (KNeighborsClassifier(algorithm="kd_tree").fit(X, y), X),
+        "grid_search": (
+            GridSearchCV(
+                LogisticRegression(), {"C": [0.1, 1.0]}, cv=2, scoring=make_scorer(f1_score)
+            ).fit(X, y),
+            X,
+        ),
+        "select_k_best": (
+            make_pipeline(SelectKBest(f_classif, k=2), LogisticRegression()).fit(X, y),
+            X,
+        ),
+        "spline": (make_pipeline(SplineTransformer(), LogisticRegression()).fit(X, y), X),
+        "imputer": (make_pipeline(SimpleImputer(), LogisticRegression()).fit(X, y), X),
+    }
+
+
+@pytest.mark.parametrize("name", sorted(_common_models()))
+def test_common_models_need_no_extra_trust(store: ArtifactStore, name: str) -> None:
+    model, X = _common_models()[name]
+    ref = store.put_model(model)
+    assert ref.meta["needs_trust"] == []
+    loaded = store.load_model(ref.digest)
+    np.testing.assert_array_equal(loaded.predict(X), model.predict(X))
 
 
 def test_pickle_needs_trust_and_a_matching_digest(
@@ -707,6 +893,111 @@ def test_gc(
     # a lost blob is reported
     blob_path(admin, kept.digest).unlink()
     assert store.gc(grace=NOW).lost == (kept.digest,)
+
+
+def age(admin: trivet.Session, *digests: str) -> None:
+    """Make the rows (where there are some) and blobs of ``digests`` two days old."""
+    old = now_utc() - 2 * DAY
+    with admin.catalog.write() as conn:
+        conn.execute(
+            sa.update(artifacts).where(artifacts.c.digest.in_(digests)).values(created_at=old)
+        )
+    for digest in digests:
+        os.utime(blob_path(admin, digest), (old.timestamp(), old.timestamp()))
+
+
+@pytest.mark.parametrize("how", ["bytes", "file"])
+def test_a_re_put_racing_gc_keeps_its_blob(
+    admin: trivet.Session,
+    store: ArtifactStore,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    catalog_backend: str,
+    how: str,
+) -> None:
+    """gc runs between a put's blob write and its rows (the review's repro, aged by a day)."""
+    from trivet.platform.artifacts import store as store_module
+
+    data = b"model bytes"
+    source = tmp_path / "model.bin"
+    source.write_bytes(data)
+    unheld = store.put_bytes(data, folder="default/artifacts/a")
+    store.unlink(unheld.digest, folder="default/artifacts/a")  # a row nobody holds
+    age(admin, unheld.digest)
+    real = store_module.record_put
+
+    def gc_first(*args: Any, **kwargs: Any) -> ArtifactRef:
+        assert store.gc(grace=DAY).rows_deleted == 1
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(store_module, "record_put", gc_first)
+
+    def put(folder: str) -> ArtifactRef:
+        if how == "bytes":
+            return store.put_bytes(data, folder=folder)
+        return store.put_file(source, folder=folder)
+
+    assert put("default/artifacts/b").digest == unheld.digest
+    assert store.get_bytes(unheld.digest) == data
+
+    # held when the put looked, but its holder goes and gc runs before the put commits
+    age(admin, unheld.digest)
+
+    def unlink_and_gc_first(*args: Any, **kwargs: Any) -> ArtifactRef:
+        store.unlink(unheld.digest, folder="default/artifacts/b")
+        report = store.gc(grace=DAY)
+        assert (report.rows_deleted, report.blobs_deleted) == (1, 1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(store_module, "record_put", unlink_and_gc_first)
+    put("default/artifacts/c")
+    assert store.get_bytes(unheld.digest) == data  # restored after the commit
+    monkeypatch.undo()
+    assert store.gc(grace=NOW).lost == ()
+
+
+def test_gc_keeps_blobs_whose_rows_commit_while_it_runs(
+    admin: trivet.Session,
+    store: ArtifactStore,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    catalog_backend: str,
+) -> None:
+    """gc re-checks the catalog under its write lock just before deleting."""
+    from trivet.platform.artifacts._entries import record_put
+
+    single = store.put_bytes(b"single")
+    src = tmp_path / "d"
+    src.mkdir()
+    (src / "member.txt").write_text("member")
+    folder = store.put_dir(src)
+    member = hashlib.sha256(b"member").hexdigest()
+    for ref in (single, folder):
+        store.unlink(ref.digest, folder="default/artifacts")
+    age(admin, single.digest, folder.digest, member)
+    real_list = store.blobs.list
+
+    def commit_then_list(prefix: str) -> Any:
+        if prefix == "sha256/":  # gc has decided what is needed; now two puts commit
+            for ref in (single, folder):
+                record_put(
+                    admin,
+                    "default/artifacts",
+                    "",
+                    digest=ref.digest,
+                    kind=ref.kind,
+                    size=ref.size,
+                    media_type=ref.media_type,
+                    meta=ref.meta,
+                )
+        return real_list(prefix)
+
+    monkeypatch.setattr(store.blobs, "list", commit_then_list)
+    report = store.gc(grace=DAY)
+    assert (report.rows_deleted, report.blobs_deleted) == (2, 0)
+    assert store.get_bytes(single.digest) == b"single"
+    out = store.get_dir(folder.digest, tmp_path / "out")
+    assert (out / "member.txt").read_text() == "member"
 
 
 def test_gc_refuses_with_a_broken_directory_manifest(

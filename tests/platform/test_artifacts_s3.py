@@ -5,6 +5,7 @@ contract suite, run against every implementation (local folder and S3).
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import hashlib
 import os
 import socket
@@ -15,6 +16,7 @@ import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -189,6 +191,75 @@ def test_s3_failures_are_backend_errors(
     with pytest.raises(BackendError, match="failed"):
         session.artifacts.put_bytes(b"data")
     assert time.monotonic() - started < 15
+
+
+class _FailingReader:
+    """A file whose reads fail once ``limit`` bytes were read: a source breaking midway."""
+
+    def __init__(self, raw: Any, limit: int, error: BaseException) -> None:
+        self._raw, self._limit, self._error, self._done = raw, limit, error, 0
+
+    def read(self, size: int = -1) -> bytes:
+        if self._done >= self._limit:
+            raise self._error
+        chunk: bytes = self._raw.read(size)
+        self._done += len(chunk)
+        return chunk
+
+    def __enter__(self) -> _FailingReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._raw.close()
+
+
+def breaking(path: Path, limit: int, error: BaseException) -> Path:
+    """Return ``path`` as a Path whose opened file fails after ``limit`` bytes."""
+
+    class Breaking(type(path)):  # type: ignore[misc]
+        def open(self, *args: Any, **kwargs: Any) -> Any:
+            return _FailingReader(super().open(*args, **kwargs), limit, error)
+
+    return Breaking(path)  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize("in_place", [False, True], ids=["staged", "in_place"])
+def test_a_failed_upload_leaves_no_object(
+    endpoint: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, in_place: bool
+) -> None:
+    """pyarrow completes an upload whose writer fails (apache/arrow#40502): nothing shows."""
+    from trivet.platform.artifacts import s3 as s3_module
+
+    monkeypatch.setattr(s3_module, "_CHUNK", 1 << 20)
+    blobs = S3BlobStore.from_url(
+        f"s3://{BUCKET}/fail-{uuid.uuid4().hex[:8]}", endpoint_url=endpoint
+    )
+    if in_place:
+        blobs.max_copy_size = 0  # as for a blob too large to copy: uploaded under its key
+    eio = OSError(errno.EIO, "Input/output error")
+    # one PutObject request (below 5 MB), then a multipart upload
+    for size, limit in ((3 << 20, 1 << 20), (12 << 20, 6 << 20)):
+        src = tmp_path / f"{size}.bin"
+        src.write_bytes(os.urandom(size))
+        digest = hashlib.sha256(src.read_bytes()).hexdigest()
+        key = f"sha256/{digest[:2]}/{digest}"
+        with pytest.raises(BackendError, match="Input/output error"):
+            blobs.put(key, breaking(src, limit, eio))
+        assert blobs.info(key) is None
+        with pytest.raises(KeyboardInterrupt):  # not an OSError: cleaned up all the same
+            blobs.put(key, breaking(src, limit, KeyboardInterrupt()))
+        assert blobs.info(key) is None
+        assert list(blobs.list("tmp/")) == []  # no staging object left either
+        blobs.put(key, src)
+        found = blobs.info(key)
+        assert found is not None and found.size == size
+        reader = blobs.open(key)
+        copied = hashlib.sha256()
+        while chunk := reader.read(1 << 20):
+            copied.update(chunk)
+        reader.close()
+        assert copied.hexdigest() == digest
+        assert list(blobs.list("tmp/")) == []
 
 
 # -- the BlobStore contract, for every implementation ------------------------------------------

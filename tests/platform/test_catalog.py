@@ -171,7 +171,7 @@ def test_database_errors_never_leak_raw(admin: trivet.Session, catalog_backend: 
             conn.execute(sa.insert(workspace_meta).values(key="k" * 100, value="v"))
     with admin.catalog.read() as conn:  # and nothing of it was written
         keys = conn.execute(sa.select(workspace_meta.c.key)).scalars().all()
-    assert sorted(keys) == ["admin", "admin_host", "admin_uid", "created_at"]
+    assert sorted(keys) == ["admin", "admin_host", "admin_uid", "created_at", "policy.four_eyes"]
 
 
 def test_after_commit_hooks_run_only_after_a_commit(admin: trivet.Session) -> None:

@@ -390,8 +390,7 @@ def test_failed_gate_is_never_approved_nor_aliased(
 def test_four_eyes(admin: trivet.Session, workspace: Settings, catalog_backend: str) -> None:
     bob = user(admin, workspace, "bob")
     admin.access.grant("bob", "approver", "default/models/*")
-    admin.settings = dataclasses.replace(admin.settings, four_eyes=True)
-    bob.settings = dataclasses.replace(bob.settings, four_eyes=True)
+    admin.access.set_policy("four_eyes", True)
     bob.registry.register("m", artifact=stored(admin))
     with pytest.raises(PermissionDenied, match="four eyes") as err:
         bob.registry.approve("m", 1, justification="my own work is great")
@@ -410,17 +409,31 @@ def test_four_eyes(admin: trivet.Session, workspace: Settings, catalog_backend: 
     assert bob.registry.approve("n", 2, justification="reviewed").status == "Approved"
 
 
-def test_four_eyes_comes_from_the_workspace_config(
+def test_four_eyes_is_a_workspace_policy_no_client_can_switch_off(
     admin: trivet.Session, workspace: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    admin.access.set_policy("four_eyes", True)
+    assert admin.access.policies() == {"four_eyes": True}
     admin.registry.register("m", artifact=stored(admin))
-    monkeypatch.setenv("TRIVET_FOUR_EYES", "true")
-    strict = trivet.connect(workspace.workspace)
-    assert strict.settings.four_eyes
+    monkeypatch.setenv("TRIVET_FOUR_EYES", "false")  # not a setting: ignored
+    config = workspace.workspace / "trivet.toml"
+    config.write_text(config.read_text() + "\n[registry]\nfour_eyes = false\n")
+    again = trivet.connect(workspace.workspace)
     with pytest.raises(PermissionDenied, match="four eyes"):
-        strict.registry.approve("m", 1, justification="mine")
-    monkeypatch.delenv("TRIVET_FOUR_EYES")
-    assert trivet.connect(workspace.workspace).registry.approve("m", 1, justification="ok")
+        again.registry.approve("m", 1, justification="mine")
+    # only someone with grant:manage on the workspace changes it, and it is audited
+    bob = user(admin, workspace, "bob", role="approver", pattern="default/*")
+    with pytest.raises(PermissionDenied):
+        bob.access.set_policy("four_eyes", False)
+    admin.access.set_policy("four_eyes", False)
+    assert again.registry.approve("m", 1, justification="ok").status == "Approved"
+    rows = [e for e in audit.entries(admin.catalog) if e.action == "policy:set"]
+    assert [r.detail for r in rows] == [{"four_eyes": True}, {"four_eyes": False}]
+
+
+def test_init_can_start_with_four_eyes(tmp_path: Any) -> None:
+    settings = trivet.init(tmp_path / "strict", four_eyes=True)
+    assert trivet.connect(settings.workspace).access.policies() == {"four_eyes": True}
 
 
 # -- aliases and lookups ---------------------------------------------------------------------
@@ -603,6 +616,59 @@ def test_register_refuses_what_is_not_a_readable_model(
     with pytest.raises(PermissionDenied, match="artifact:read"):
         eve.registry.register("m", artifact=hidden)
     assert admin.registry.groups() == []
+    assert [r.folder for r in admin.artifacts.list() if r.digest == hidden] == ["secret/models/m"]
+
+
+def test_a_model_reader_loads_a_version_registered_from_another_folder(
+    admin: trivet.Session, workspace: Settings, fitted: Any, catalog_backend: str
+) -> None:
+    """An approver on the models, with no grant where the artifact was first put, loads it."""
+    ref = admin.artifacts.put_model(fitted)  # default/artifacts
+    admin.registry.register("m", artifact=ref.digest)
+    rita = user(admin, workspace, "rita", "approver", "default/models/*")
+    assert not rita.can("artifact:read", "default/artifacts")
+    assert rita.registry.load("m", 1).predict([[3.0]]).tolist() == fitted.predict([[3.0]]).tolist()
+    folders = [r.folder for r in admin.artifacts.list() if r.digest == ref.digest]
+    assert folders == ["default/artifacts", "default/models/m"]
+    admin.registry.register("m", artifact=ref.digest)  # filed already: nothing new
+    assert [a for a in actions(admin) if a[0] == "artifact:link"] == [
+        ("artifact:link", "default/models/m", "ok")
+    ]
+    assert audit.verify(admin.catalog).ok
+
+
+def _fitted_common_models() -> dict[str, tuple[Any, Any]]:
+    import pandas as pd
+    from sklearn.compose import make_column_transformer
+    from sklearn.ensemble import GradientBoostingClassifier, HistGradientBoostingClassifier
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(60, 2))
+    y = (x[:, 0] > 0).astype(int)
+    df = pd.DataFrame({"a": x[:, 0], "b": x[:, 1], "c": rng.choice(["u", "v"], 60)})
+    hgb = make_pipeline(
+        make_column_transformer((OneHotEncoder(), ["c"]), (StandardScaler(), ["a", "b"])),
+        HistGradientBoostingClassifier(max_iter=5),
+    )
+    return {
+        "logistic": (make_pipeline(StandardScaler(), LogisticRegression()).fit(x, y), x),
+        "gradient-boosting": (GradientBoostingClassifier(n_estimators=5).fit(x, y), x),
+        "hist-gradient-boosting": (hgb.fit(df, y), df),
+    }
+
+
+def test_common_models_register_and_load(
+    admin: trivet.Session, bob: trivet.Session, workspace: Settings
+) -> None:
+    rita = user(admin, workspace, "rita", "approver", "default/models/*")
+    for name, (model, x) in _fitted_common_models().items():
+        version = bob.registry.register(name, model)
+        assert version.flavor == "sklearn"
+        loaded = rita.registry.load(name, version.version)
+        assert loaded.predict(x).tolist() == model.predict(x).tolist()
 
 
 def test_pickled_models_need_trust_and_a_matching_digest(

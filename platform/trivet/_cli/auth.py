@@ -192,6 +192,27 @@ def create_role(
     note(f"Created role {name!r}.")
 
 
+@app.command("policy")
+def policy_cmd(
+    name: Annotated[str | None, typer.Argument(help="A policy, e.g. four_eyes.")] = None,
+    value: Annotated[bool | None, typer.Argument(help="true or false, to change it.")] = None,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Show the workspace policies, or set one (needs grant:manage on _workspace)."""
+    access = session().access
+    if name is not None and value is not None:
+        access.set_policy(name, value)
+        note(f"Policy {name} is now {str(value).lower()}.")
+        return
+    found = access.policies()
+    if name is not None:
+        found = {name: found[name]} if name in found else found
+    if as_json:
+        emit_json(found)
+        return
+    table(((k, str(v).lower()) for k, v in found.items()), ["policy", "value"])
+
+
 @app.command("actions")
 def actions(as_json: bool = JSON_OPTION) -> None:
     """List the closed catalogue of actions."""

@@ -15,11 +15,11 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from trivet.errors import AlreadyExists, NotFound, PermissionDenied, ValidationError
+from trivet.errors import AlreadyExists, NotFound, PermissionDenied, ValidationError, did_you_mean
 from trivet.platform import identity
 from trivet.platform.catalog import now_utc
 from trivet.platform.catalog._catalog import as_utc
-from trivet.platform.catalog.schema import grants, principals, roles
+from trivet.platform.catalog.schema import grants, principals, roles, workspace_meta
 from trivet.platform.identity import Principal
 from trivet.platform.names import check_name, check_pattern, check_resource
 from trivet.platform.permissions import (
@@ -36,7 +36,25 @@ from trivet.platform.permissions import (
 if TYPE_CHECKING:
     from trivet.platform.session import Session
 
-__all__ = ["Access", "Grant", "insert_grant"]
+__all__ = ["POLICIES", "Access", "Grant", "insert_grant", "policy", "write_policy"]
+
+POLICIES: dict[str, bool] = {"four_eyes": False}
+"""The workspace policies and their defaults."""
+
+
+def policy(conn: sa.Connection, name: str) -> bool:
+    """Read a workspace policy from the catalog (its default when never set)."""
+    value = conn.execute(
+        sa.select(workspace_meta.c.value).where(workspace_meta.c.key == f"policy.{name}")
+    ).scalar()
+    return POLICIES[name] if value is None else value == "true"
+
+
+def write_policy(conn: sa.Connection, name: str, value: bool) -> None:
+    """Set a workspace policy inside the caller's write transaction (no checks)."""
+    key = f"policy.{name}"
+    conn.execute(sa.delete(workspace_meta).where(workspace_meta.c.key == key))
+    conn.execute(sa.insert(workspace_meta).values(key=key, value="true" if value else "false"))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -305,6 +323,28 @@ class Access:
                 conn, action="grant:drop", resource=resource, detail={"dropped": dropped}
             )
         return dropped
+
+    # -- workspace policies ----------------------------------------------------------------
+    def policies(self) -> dict[str, bool]:
+        """Return the workspace's policies (kept in the catalog, the same for everyone)."""
+        with self._s.catalog.read() as conn:
+            return {name: policy(conn, name) for name in POLICIES}
+
+    def set_policy(self, name: str, value: bool) -> None:
+        """Change a workspace policy (needs ``grant:manage`` on ``_workspace``; audited).
+
+        Policies: ``four_eyes`` — nobody approves a model version they registered.
+        """
+        if name not in POLICIES:
+            raise ValidationError(
+                f"There is no workspace policy {name!r}.", hint=did_you_mean(name, POLICIES)
+            )
+        if not isinstance(value, bool):
+            raise ValidationError(f"The policy {name!r} is true or false, not {value!r}.")
+        self._s.require("grant:manage", "_workspace")
+        with self._s.catalog.write() as conn:
+            write_policy(conn, name, value)
+            self._s.record(conn, action="policy:set", resource="_workspace", detail={name: value})
 
     # -- roles -----------------------------------------------------------------------------
     def roles(self) -> dict[str, frozenset[str]]:

@@ -30,7 +30,6 @@ _SOURCES: Mapping[str, tuple[str, str, str]] = {
     "offline_url": ("featurestore", "offline_url", "TRIVET_OFFLINE_URL"),
     "online_url": ("featurestore", "online_url", "TRIVET_ONLINE_URL"),
     "executor": ("pipelines", "executor", "TRIVET_EXECUTOR"),
-    "four_eyes": ("registry", "four_eyes", "TRIVET_FOUR_EYES"),
 }
 
 
@@ -46,7 +45,6 @@ class Settings:
     offline_url: str = ""
     online_url: str = ""
     executor: str = "local"
-    four_eyes: bool = False
 
     @property
     def config_path(self) -> Path:
@@ -86,17 +84,6 @@ def find_workspace(start: Path | None = None) -> Path:
         f"No trivet workspace in {str(here)!r} or its parents.",
         hint="create one with `trivet init`, or set TRIVET_WORKSPACE",
     )
-
-
-def _parse_bool(name: str, value: object) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in {"1", "true", "yes", "on"}:
-        return True
-    if text in {"0", "false", "no", "off", ""}:
-        return False
-    raise ValidationError(f"The setting {name} must be true or false, not {value!r}.")
 
 
 def _resolve(workspace: Path, value: str) -> str:
@@ -141,7 +128,6 @@ def load_settings(workspace: str | Path | None = None, **overrides: Any) -> Sett
             value = config.get(section, {}).get(key)
         if value is not None:
             values[name] = value
-    values["four_eyes"] = _parse_bool("registry.four_eyes", values.get("four_eyes", False))
     defaults = {
         "catalog_url": "sqlite:///catalog.db",
         "artifacts_url": "artifacts",
@@ -176,7 +162,4 @@ online_url = "sqlite:///online.db"   # or redis://host:6379/0
 
 [pipelines]
 executor = "local"             # or dask://scheduler-host:8786
-
-[registry]
-four_eyes = false              # true: nobody may approve a model version they registered
 """

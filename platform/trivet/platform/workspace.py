@@ -61,6 +61,7 @@ def init_workspace(
     *,
     project: str = "default",
     catalog_url: str | None = None,
+    four_eyes: bool = False,
 ) -> Settings:
     """Create a workspace; the OS user running this becomes its admin (owner of ``*``).
 
@@ -68,10 +69,13 @@ def init_workspace(
         path: the folder to create (default ``./.trivet``).
         project: the first project, with its default pipeline runner.
         catalog_url: a PostgreSQL URL to keep the catalog there instead of SQLite.
+        four_eyes: the workspace policy that nobody approves a model version they
+            registered (change it later with ``session.access.set_policy``).
 
     Raises:
         AlreadyExists: the folder already holds a workspace, or the catalog is in use.
     """
+    from trivet.platform.access import write_policy
     from trivet.platform.names import check_project
     from trivet.platform.permissions import bump_epoch
     from trivet.platform.session import Session
@@ -115,6 +119,7 @@ def init_workspace(
                 ],
             )
             conn.execute(sa.insert(policy_epoch).values(id=1, epoch=0))
+            write_policy(conn, "four_eyes", four_eyes)
         from trivet.platform.permissions import Evaluator
 
         session = Session(

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from trivet.errors import NotFound, ValidationError
 from trivet.platform.catalog import now_utc
 from trivet.platform.catalog._catalog import as_utc
-from trivet.platform.catalog.schema import artifact_entries, artifacts
+from trivet.platform.catalog.schema import artifact_entries, artifacts, model_versions
 
 if TYPE_CHECKING:
     from trivet.platform.session import Session
@@ -27,11 +27,12 @@ if TYPE_CHECKING:
 __all__ = [
     "ArtifactRef",
     "Kind",
+    "held_among",
+    "insert_entry",
     "readable",
     "record_put",
     "ref_query",
     "resolve",
-    "rows_among",
     "to_ref",
 ]
 
@@ -107,18 +108,55 @@ def to_ref(row: sa.Row[Any]) -> ArtifactRef:
     )
 
 
-def rows_among(session: Session, digests: Sequence[str]) -> set[str]:
-    """Return which of ``digests`` have a catalog row."""
+def held_among(session: Session, digests: Sequence[str]) -> set[str]:
+    """Return which of ``digests`` are held: by a folder's entry or a model version.
+
+    A held digest's row (and so its blob) is safe from gc; a row that is merely present
+    is not: a row nobody holds is exactly what gc deletes.
+    """
     found: set[str] = set()
     with session.catalog.read() as conn:
         for i in range(0, len(digests), 500):
             batch = digests[i : i + 500]
-            found.update(
-                conn.execute(
-                    sa.select(artifacts.c.digest).where(artifacts.c.digest.in_(batch))
-                ).scalars()
-            )
+            for query in (
+                sa.select(artifact_entries.c.digest).where(artifact_entries.c.digest.in_(batch)),
+                sa.select(model_versions.c.artifact_digest).where(
+                    model_versions.c.artifact_digest.in_(batch)
+                ),
+                sa.select(model_versions.c.fairness_report_digest).where(
+                    model_versions.c.fairness_report_digest.in_(batch)
+                ),
+            ):
+                found.update(conn.execute(query.distinct()).scalars())
     return found
+
+
+def insert_entry(
+    session: Session, conn: sa.Connection, *, folder: str, digest: str, label: str = ""
+) -> bool:
+    """File a stored digest in ``folder`` too, inside the caller's write transaction.
+
+    The caller checks the permissions (the registry, for instance, files a model it
+    registers under the model group's folder). An existing entry is left as it is.
+    Returns whether an entry was added (and audited as ``artifact:link``).
+    """
+    added = conn.execute(
+        _insert_ignoring_duplicates(
+            session.catalog.dialect,
+            artifact_entries,
+            {
+                "folder": folder,
+                "digest": digest,
+                "label": label,
+                "created_at": now_utc(),
+                "created_by": session.principal.id,
+            },
+        ).returning(artifact_entries.c.digest)  # rowcount is -1 on PostgreSQL here
+    ).first()
+    if added is None:
+        return False
+    session.record(conn, action="artifact:link", resource=folder, detail={"digest": digest})
+    return True
 
 
 def record_put(

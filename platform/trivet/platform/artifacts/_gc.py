@@ -2,8 +2,16 @@
 
 Safe alongside puts in flight: a put writes its blob before its rows, and gc deletes
 only what is older than a grace period (rows by creation time, blobs by modification
-time, re-checked just before deleting). A put that reuses an old blob without a row
-rewrites it, which renews its modification time.
+time, re-checked just before deleting). A put that finds the blob stored reuses it only
+if the digest is *held* (a folder's entry or a model version); otherwise it rewrites
+it, which renews its modification time.
+
+Blobs are deleted in batches inside a catalog write transaction, which serialises with
+every put's commit (SQLite's write lock; PostgreSQL's writer lock): each batch first
+re-checks that no ``artifacts`` row names the digest and that no directory committed
+since gc started needs it. A put that reused a held blob whose holder went away
+meanwhile therefore either committed before the re-check (and gc keeps the blob) or
+after the delete, and then it finds the blob gone after its commit and writes it again.
 """
 
 from __future__ import annotations
@@ -21,6 +29,7 @@ from trivet.platform.artifacts import _dirs
 from trivet.platform.artifacts._base import (
     BLOB_PREFIX,
     STAGING_PREFIX,
+    BlobInfo,
     BlobNotFound,
     BlobStore,
     digest_of_key,
@@ -37,6 +46,7 @@ __all__ = ["GcReport", "collect"]
 
 _STAGING_KEY = re.compile(re.escape(STAGING_PREFIX) + r"[0-9a-f]{32}\.part")
 _BATCH = 500
+_DELETE_BATCH = 100  # blobs deleted per catalog write transaction (it holds the writer lock)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -114,6 +124,51 @@ def _members(blobs: BlobStore, dirs: Sequence[str]) -> set[str]:
     return members
 
 
+def _delete_blobs(
+    session: Session,
+    blobs: BlobStore,
+    batch: Sequence[BlobInfo],
+    *,
+    cutoff: dt.datetime,
+    needed: set[str],
+    expanded: set[str],
+) -> tuple[int, int]:
+    """Delete a batch of unneeded blobs, re-checking the catalog under its write lock.
+
+    Returns (blobs deleted, bytes freed). ``needed`` and ``expanded`` (the directories
+    whose files are in ``needed``) grow with directories committed since gc started.
+    """
+    digests = {info.key: digest_of_key(info.key) for info in batch}
+    deleted = freed = 0
+    with session.catalog.write() as conn:
+        rows = set(
+            conn.execute(
+                sa.select(artifacts.c.digest).where(artifacts.c.digest.in_(digests.values()))
+            ).scalars()
+        )
+        dirs = set(
+            conn.execute(sa.select(artifacts.c.digest).where(artifacts.c.kind == "dir")).scalars()
+        )
+        new_dirs = sorted(dirs - expanded)
+        if new_dirs:
+            try:
+                needed.update(_members(blobs, new_dirs))
+            except IntegrityError:
+                return 0, 0  # a directory whose files are unknown: keep this batch
+            expanded.update(new_dirs)
+        for info in batch:
+            digest = digests[info.key]
+            if digest in rows or digest in needed:
+                continue
+            fresh = blobs.info(info.key)  # a put may have just rewritten it
+            if fresh is None or not _old(fresh.mtime, cutoff):
+                continue
+            blobs.delete(info.key)
+            deleted += 1
+            freed += info.size
+    return deleted, freed
+
+
 def collect(session: Session, blobs: BlobStore, *, grace: dt.timedelta, dry_run: bool) -> GcReport:
     """Run one garbage collection (the caller has checked ``grant:manage``)."""
     cutoff = now_utc() - grace
@@ -124,11 +179,13 @@ def collect(session: Session, blobs: BlobStore, *, grace: dt.timedelta, dry_run:
             for r in conn.execute(sa.select(artifacts.c.digest, artifacts.c.kind))
             if r.digest not in doomed
         }
-    members = _members(blobs, sorted(d for d, kind in live.items() if kind == "dir"))
+    expanded = {d for d, kind in live.items() if kind == "dir"}
+    members = _members(blobs, sorted(expanded))
     needed = set(live) | members
 
     blobs_deleted = bytes_freed = 0
     seen: set[str] = set()
+    candidates: list[BlobInfo] = []
     for info in blobs.list(BLOB_PREFIX):
         digest = digest_of_key(info.key)
         if digest is None:
@@ -136,13 +193,22 @@ def collect(session: Session, blobs: BlobStore, *, grace: dt.timedelta, dry_run:
         seen.add(digest)
         if digest in needed or not _old(info.mtime, cutoff):
             continue
-        if not dry_run:
-            fresh = blobs.info(info.key)  # a put may have just rewritten it
-            if fresh is None or not _old(fresh.mtime, cutoff):
-                continue
-            blobs.delete(info.key)
-        blobs_deleted += 1
-        bytes_freed += info.size
+        if dry_run:
+            blobs_deleted += 1
+            bytes_freed += info.size
+        else:
+            candidates.append(info)
+    for i in range(0, len(candidates), _DELETE_BATCH):
+        deleted, freed = _delete_blobs(
+            session,
+            blobs,
+            candidates[i : i + _DELETE_BATCH],
+            cutoff=cutoff,
+            needed=needed,
+            expanded=expanded,
+        )
+        blobs_deleted += deleted
+        bytes_freed += freed
 
     temp_files = 0
     for info in blobs.list(STAGING_PREFIX):

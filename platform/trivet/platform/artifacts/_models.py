@@ -1,8 +1,33 @@
 """Models as artifacts: skops for scikit-learn (no code runs on load), pickle on request.
 
-A scikit-learn model is written with skops. skops refuses, on load, every type it
-does not trust by default unless the caller names it; the names skops reports for a
-model when it is saved are recorded in the catalog, and loading trusts exactly those.
+A scikit-learn model is written with skops. A skops file names the types and
+functions it is rebuilt from; skops itself trusts only plain data, numpy arrays and
+ufuncs and scikit-learn's public estimators, and reports every other name. trivet
+trusts a reported name only if it is on this module's allow-list:
+
+- classes defined in ``sklearn`` (outside its test, dataset, vendored, parallel and
+  callback modules): estimators and their fitted parts (``Tree``, ``TreePredictor``,
+  ``KDTree``, kernels, scorers, CV splitters...);
+- functions defined in ``sklearn.metrics`` and ``sklearn.feature_selection`` (the
+  score functions of ``GridSearchCV`` and ``SelectKBest``);
+- numpy data types (``numpy.dtype``, scalar types) and random generators; scipy
+  sparse matrices and B-splines;
+- exactly ``builtins.object``, ``builtins.complex``, ``builtins.frozenset``,
+  ``functools.partial`` (whose function and arguments are checked on their own),
+  ``sklearn.utils.validation.check_array`` and scipy's vendored ``asarray``.
+
+A name qualifies only if the object it resolves to is *defined* there (a re-export
+such as ``joblib`` seen through a scikit-learn module does not), and no name that
+mentions loading, pickling, executing, opening... does (``numpy.load``,
+``numpy.memmap`` and other numpy functions do not qualify). Anything else — e.g. the
+function a ``FunctionTransformer`` calls — is refused when the model is stored unless
+the caller names it in ``trusted_types``, and refused when it is loaded unless *the
+loader* names it too: the names a saver vouched for are kept in the catalog
+(``needs_trust``) for information only, never trusted from there. What is trusted is
+decided from the verified bytes at each load, not from the catalog. Modules that exist
+to run code (``os``, ``subprocess``, ``builtins``, ``pydoc``, ``pickle``...) are refused
+even when named.
+
 Pickle runs arbitrary code on load, so it is written only with ``trust_pickle=True``
 and read only with ``trust_pickle=True`` from a blob whose bytes hash to the digest
 the catalog holds.
@@ -10,9 +35,11 @@ the catalog holds.
 
 from __future__ import annotations
 
+import importlib
 import pickle
 import platform
-from collections.abc import Mapping
+import re
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -22,7 +49,9 @@ __all__ = [
     "Flavor",
     "check_load",
     "check_request",
+    "check_trusted_types",
     "dump_model",
+    "is_allowed_type",
     "load_model_bytes",
     "model_signature",
 ]
@@ -32,29 +61,96 @@ FLAVORS: tuple[Flavor, ...] = ("sklearn", "pickle")
 SKOPS_MEDIA_TYPE = "application/vnd.skops"
 PICKLE_MEDIA_TYPE = "application/vnd.python.pickle"
 
-# Trusting any of these would let a skops file run code; a model that needs one is
-# refused on save and on load, whatever the catalog says.
-_FORBIDDEN_MODULES = frozenset(
+# -- what a skops model may need without anyone vouching for it --------------------------
+_ALLOWED_NAMES = frozenset(
     {
+        "builtins.complex",
+        "builtins.frozenset",
+        "builtins.object",  # make_column_selector(dtype_include=object)
+        "functools.partial",  # skops checks its function and arguments on their own
+        "sklearn.utils.validation.check_array",  # HistGradientBoosting, categorical
+        "scipy._lib.array_api_compat.numpy._aliases.asarray",  # SplineTransformer
+    }
+)
+_PACKAGES = frozenset({"sklearn", "numpy", "scipy"})
+_FUNCTION_MODULES = ("sklearn.metrics.", "sklearn.feature_selection.")
+_EXCLUDED_SEGMENTS = frozenset(
+    {
+        "__check_build",
+        "_build_utils",
+        "_datasource",
+        "_npyio_impl",
+        "_pytesttester",
+        "_show_versions",
+        "_testing",
+        "callback",  # a progress monitor is a threading.Thread
+        "conftest",
+        "ctypeslib",
+        "datasets",  # fetch_*, load_*, dump_svmlight_file: files and network
+        "distutils",
+        "estimator_checks",
+        "externals",
+        "f2py",
+        "npyio",
+        "parallel",
+        "testing",
+        "tests",
+    }
+)
+_RISKY_NAME = re.compile(
+    r"load|dump|save|pickle|marshal|exec|eval|system|spawn|popen|fork|shell|open|fetch|"
+    r"download|memmap|fromfile|tofile|import|compile|subprocess",
+    re.IGNORECASE,
+)
+
+# Never trusted, even when a caller names them: they exist to run code or programs.
+_NEVER_MODULES = frozenset(
+    {
+        "_io",
+        "_pickle",
+        "_posixsubprocess",
+        "_thread",
+        "asyncio",
+        "bdb",
         "builtins",
+        "cloudpickle",
         "code",
         "codeop",
+        "concurrent",
+        "copyreg",
+        "cProfile",
         "ctypes",
+        "dill",
         "functools",
         "importlib",
+        "io",
+        "joblib",
         "marshal",
+        "multiprocessing",
         "nt",
         "operator",
         "os",
+        "pathlib",
+        "pdb",
         "pickle",
         "posix",
+        "profile",
         "pty",
+        "pydoc",
         "runpy",
+        "shelve",
         "shutil",
+        "signal",
+        "site",
         "socket",
         "subprocess",
         "sys",
+        "threading",
+        "timeit",
+        "trace",
+        "types",
         "webbrowser",
+        "zipimport",
     }
 )
 
@@ -77,8 +173,91 @@ def _class_name(obj: object) -> str:
     return f"{cls.__module__}.{cls.__qualname__}"
 
 
-def _forbidden(types: list[str]) -> list[str]:
-    return sorted(t for t in types if t.split(".", 1)[0] in _FORBIDDEN_MODULES)
+def _never(types: Iterable[str]) -> list[str]:
+    """Return the names no one may trust: those of modules that exist to run code."""
+    return sorted(
+        t
+        for t in types
+        if t not in _ALLOWED_NAMES
+        and (t.split(".", 1)[0] in _NEVER_MODULES or re.search("pickle|marshal", t, re.I))
+    )
+
+
+def _defined_at(module_name: str, attr: str) -> Any:
+    """Return the object ``module_name.attr`` names if it is defined there, else None.
+
+    skops rebuilds a name with ``getattr(import_module(module), attr)``, so a module's
+    imports are reachable too (``sklearn.utils.validation.joblib``); only an object
+    whose own ``__module__`` and ``__name__`` are these counts.
+    """
+    try:
+        module = importlib.import_module(module_name)
+        found = getattr(module, attr)
+    except Exception:  # whatever a module or its __getattr__ raises: not resolvable
+        return None
+    defined_here = getattr(found, "__module__", None) == module_name
+    if not defined_here or getattr(found, "__name__", None) != attr:
+        return None
+    return found
+
+
+def _is_safe_class(package: str, cls: type) -> bool:
+    if package == "sklearn":
+        return True
+    if package == "numpy":
+        import numpy as np
+
+        random = np.random
+        return issubclass(
+            cls, (np.generic, np.dtype, random.BitGenerator, random.Generator)
+        ) or cls in (random.RandomState, random.SeedSequence)
+    from scipy import interpolate, sparse
+
+    return issubclass(cls, (sparse.spmatrix, sparse.sparray, interpolate.BSpline))
+
+
+def is_allowed_type(name: str) -> bool:
+    """Return whether a name skops reports may be trusted without anyone vouching for it.
+
+    See the module docstring for the allow-list.
+
+    >>> is_allowed_type("sklearn.tree._tree.Tree"), is_allowed_type("numpy.load")
+    (True, False)
+    """
+    if name in _ALLOWED_NAMES:
+        return True
+    module_name, _, attr = name.rpartition(".")
+    segments = module_name.split(".")
+    if (
+        segments[0] not in _PACKAGES
+        or not attr
+        or _EXCLUDED_SEGMENTS.intersection(segments)
+        or _RISKY_NAME.search(name)
+    ):
+        return False
+    found = _defined_at(module_name, attr)
+    if found is None:
+        return False
+    if isinstance(found, type):
+        return _is_safe_class(segments[0], found)
+    return module_name.startswith(_FUNCTION_MODULES) and callable(found)
+
+
+def check_trusted_types(trusted_types: object) -> frozenset[str]:
+    """Return the names a caller trusts, or raise if ``trusted_types`` is malformed."""
+    if isinstance(trusted_types, str | bytes) or not isinstance(trusted_types, Iterable):
+        raise ValidationError(
+            f"trusted_types must be a list of names, got {type(trusted_types).__name__}.",
+            hint="e.g. trusted_types=['mypackage.features.log_ratio']",
+        )
+    names = list(trusted_types)
+    bad = [n for n in names if not isinstance(n, str) or not n or len(n) > 512]
+    if bad:
+        raise ValidationError(
+            f"trusted_types holds {bad[0]!r}, which is not a type or function name.",
+            hint="give dotted names as skops reports them, e.g. 'mypackage.module.func'",
+        )
+    return frozenset(names)
 
 
 def _jsonable(value: Any) -> Any:
@@ -151,8 +330,15 @@ def check_request(model: Any, *, flavor: object, trust_pickle: bool) -> Flavor:
     )
 
 
-def dump_model(model: Any, dest: Path, *, flavor: Flavor) -> tuple[str, dict[str, Any]]:
-    """Write ``model`` to ``dest``; return its media type and the catalog metadata."""
+def dump_model(
+    model: Any, dest: Path, *, flavor: Flavor, trusted_types: frozenset[str] = frozenset()
+) -> tuple[str, dict[str, Any]]:
+    """Write ``model`` to ``dest``; return its media type and the catalog metadata.
+
+    Raises:
+        ValidationError: the model needs a type that is neither on the allow-list nor
+            in ``trusted_types``, or one that is never trusted.
+    """
     meta: dict[str, Any] = {
         "flavor": flavor,
         "class": _class_name(model),
@@ -174,22 +360,33 @@ def dump_model(model: Any, dest: Path, *, flavor: Flavor) -> tuple[str, dict[str
         raise ValidationError(
             f"skops cannot store this {_class_name(model)}: {exc}.", hint=_PICKLE_HINT
         ) from exc
-    untrusted = sorted(str(t) for t in sio.get_untrusted_types(file=dest))
-    bad = _forbidden(untrusted)
-    if bad:
+    reported = sorted(str(t) for t in sio.get_untrusted_types(file=dest))
+    never = _never(reported)
+    if never:
         raise ValidationError(
-            f"The model holds objects that could run code when loaded: {', '.join(bad)}.",
-            hint="remove them from the model (e.g. lambdas, functools.partial), or " + _PICKLE_HINT,
+            f"The model holds objects that could run code when loaded: {', '.join(never)}.",
+            hint="remove them from the model (e.g. eval, os functions), or " + _PICKLE_HINT,
         )
-    unimportable = [t for t in untrusted if "<" in t]  # <lambda>, <locals>: no import path
+    unimportable = [t for t in reported if "<" in t]  # <lambda>, <locals>: no import path
     if unimportable:
         raise ValidationError(
             f"The model holds objects that could not be loaded again: {', '.join(unimportable)}.",
             hint="define those functions and classes at the top level of a module",
         )
+    needs_trust = [t for t in reported if not is_allowed_type(t)]
+    unvouched = [t for t in needs_trust if t not in trusted_types]
+    if unvouched:
+        raise ValidationError(
+            "The model holds functions or types that are not trusted by default, so "
+            f"loading it could run their code: {', '.join(unvouched)}.",
+            hint="if they are yours and safe to call with any arguments, pass "
+            f"trusted_types={unvouched!r} here; whoever loads the model must pass them "
+            "too. Otherwise " + _PICKLE_HINT,
+        )
     meta["format"] = "skops"
     meta["skops_version"] = _skops_version()
-    meta["trusted_types"] = untrusted
+    meta["skops_types"] = reported
+    meta["needs_trust"] = needs_trust
     return SKOPS_MEDIA_TYPE, meta
 
 
@@ -212,30 +409,54 @@ def check_load(meta: Mapping[str, Any], *, digest: str, trust_pickle: bool) -> N
 
 
 def load_model_bytes(
-    data: bytes, meta: Mapping[str, Any], *, digest: str, trust_pickle: bool
+    data: bytes,
+    meta: Mapping[str, Any],
+    *,
+    digest: str,
+    trust_pickle: bool,
+    trusted_types: frozenset[str] = frozenset(),
 ) -> Any:
-    """Rebuild a model from its verified bytes and its catalog metadata."""
+    """Rebuild a model from its verified bytes.
+
+    For skops, the types to trust are decided here from the bytes: the allow-list plus
+    ``trusted_types`` (the loader's own), never what the catalog records.
+
+    Raises:
+        ValidationError: a pickle without ``trust_pickle``; a skops model that needs
+            types the loader did not trust.
+        IntegrityError: an unknown format, a broken file, or one that needs types that
+            are never trusted.
+    """
     check_load(meta, digest=digest, trust_pickle=trust_pickle)
     if meta.get("flavor") == "pickle":
         return pickle.loads(data)  # noqa: S301 - trusted explicitly, digest verified
     if meta.get("format") != "skops":
         raise IntegrityError(f"The model {digest} has an unknown format in the catalog.")
-    trusted = meta.get("trusted_types")
-    if not isinstance(trusted, list) or not all(isinstance(t, str) for t in trusted):
-        raise IntegrityError(f"The model {digest} has no list of trusted types in the catalog.")
-    bad = _forbidden(trusted)
-    if bad:
-        raise IntegrityError(
-            f"The catalog trusts types for the model {digest} that could run code: "
-            f"{', '.join(bad)}; it is not loaded.",
-            hint="someone edited the catalog or stored a crafted model; investigate",
-        )
     sio = _skops()
     try:
-        return sio.loads(data, trusted=list(trusted))
-    except Exception as exc:  # skops: untrusted types, a newer format, a broken archive
+        reported = sorted(str(t) for t in sio.get_untrusted_types(data=data))
+    except Exception as exc:  # a broken archive or schema
+        raise IntegrityError(f"The model {digest} is not a readable skops file: {exc}.") from exc
+    never = _never(reported)
+    if never:
         raise IntegrityError(
-            f"The model {digest} cannot be loaded with the types trusted at save time: {exc}.",
+            f"The model {digest} holds types that could run code: {', '.join(never)}; "
+            "it is not loaded.",
+            hint="trivet never stores such a model: someone crafted it; investigate",
+        )
+    missing = [t for t in reported if not is_allowed_type(t) and t not in trusted_types]
+    if missing:
+        raise ValidationError(
+            f"The model {digest} needs functions or types that are not trusted by "
+            f"default, so loading it could run their code: {', '.join(missing)}.",
+            hint="load it with trusted_types=[...] naming them only if you trust "
+            "everyone who may write the folders that hold it",
+        )
+    try:
+        return sio.loads(data, trusted=reported)
+    except Exception as exc:  # skops: a newer format, a broken archive
+        raise IntegrityError(
+            f"The model {digest} cannot be loaded: {exc}.",
             hint="load it with the scikit-learn and skops versions it was saved with "
             f"({meta.get('versions')}, skops {meta.get('skops_version')})",
         ) from exc

@@ -2,8 +2,14 @@
 
 Credentials come from the standard AWS sources (``AWS_ACCESS_KEY_ID`` /
 ``AWS_SECRET_ACCESS_KEY`` / ``AWS_SESSION_TOKEN``, ``~/.aws``, instance metadata);
-never from the URL. An object appears under its key only when its upload completes,
-so readers never see a partial blob.
+never from the URL.
+
+pyarrow completes an upload even when the code writing it fails midway
+(apache/arrow#40502 asks for a way to abort), which would publish a truncated object
+under its content key. So a blob is uploaded under a staging key (``tmp/<random>.part``)
+and then moved into place (S3 copies server-side), and a failed upload's staging object
+is deleted (gc removes any left by a crash). S3 copies at most 5 GiB in one request, so
+a larger blob is uploaded in place instead, and deleted again if its upload fails.
 """
 
 from __future__ import annotations
@@ -12,12 +18,19 @@ import contextlib
 import datetime as dt
 import os
 import re
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from trivet.errors import BackendError, ValidationError
-from trivet.platform.artifacts._base import BlobInfo, BlobNotFound, BlobReader, check_key
+from trivet.platform.artifacts._base import (
+    STAGING_PREFIX,
+    BlobInfo,
+    BlobNotFound,
+    BlobReader,
+    check_key,
+)
 
 __all__ = ["S3BlobStore", "parse_s3_url"]
 
@@ -60,6 +73,9 @@ class S3BlobStore:
     """
 
     staging: Path | None = None
+    max_copy_size: int = 5 << 30
+    """The largest blob uploaded under a staging key and moved into place: S3's limit
+    for copying an object in one request (what ``move`` does)."""
 
     def __init__(self, filesystem: Any, base: str, *, url: str) -> None:
         self._fs = filesystem
@@ -106,8 +122,30 @@ class S3BlobStore:
         )
 
     def put(self, key: str, source: bytes | Path) -> None:
-        """Upload ``source`` to ``key`` (the object appears when the upload completes)."""
+        """Upload ``source`` to ``key``: the object appears whole, or not at all.
+
+        See the module docstring: the upload goes to a staging key, then is moved.
+        """
         path = self._path(key)
+        try:
+            size = len(source) if isinstance(source, bytes) else source.stat().st_size
+        except OSError as exc:
+            raise self._fail(f"write {key!r}", exc) from exc
+        if size > self.max_copy_size:  # too large to move: upload in place
+            self._upload(path, source, key=key, size=size, keep_whole=True)
+            return
+        staging = self._path(f"{STAGING_PREFIX}{uuid.uuid4().hex}.part")
+        self._upload(staging, source, key=key, size=size, keep_whole=False)
+        try:
+            self._fs.move(staging, path)
+        except OSError as exc:
+            self._discard(staging)
+            raise self._fail(f"write {key!r}", exc) from exc
+
+    def _upload(
+        self, path: str, source: bytes | Path, *, key: str, size: int, keep_whole: bool
+    ) -> None:
+        """Write ``source`` to the object ``path``; remove what a failed upload left."""
         try:
             with self._fs.open_output_stream(path) as out:
                 if isinstance(source, bytes):
@@ -116,8 +154,22 @@ class S3BlobStore:
                     with source.open("rb") as src:
                         while chunk := src.read(_CHUNK):
                             out.write(chunk)
-        except OSError as exc:
-            raise self._fail(f"write {key!r}", exc) from exc
+        except BaseException as exc:  # also KeyboardInterrupt: the stream completed anyway
+            self._discard(path, unless_size=size if keep_whole else None)
+            if isinstance(exc, OSError):
+                raise self._fail(f"write {key!r}", exc) from exc
+            raise
+
+    def _discard(self, path: str, *, unless_size: int | None = None) -> None:
+        """Delete a failed upload's object (best effort), unless it is whole."""
+        from pyarrow import fs
+
+        with contextlib.suppress(OSError):
+            if unless_size is not None:
+                found = self._fs.get_file_info(path)
+                if found.type == fs.FileType.File and found.size == unless_size:
+                    return  # whole: the failure came after the last byte, or a racing put
+            self._fs.delete_file(path)
 
     def open(self, key: str) -> BlobReader:
         """Return a stream over the object."""

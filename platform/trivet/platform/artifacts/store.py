@@ -21,7 +21,7 @@ import os
 import re
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Literal
 
@@ -33,11 +33,11 @@ from trivet.platform.artifacts._base import BlobNotFound, BlobStore, blob_key
 from trivet.platform.artifacts._entries import (
     ArtifactRef,
     Kind,
+    held_among,
     readable,
     record_put,
     ref_query,
     resolve,
-    rows_among,
     to_ref,
 )
 from trivet.platform.artifacts._gc import GcReport, collect
@@ -180,8 +180,8 @@ class ArtifactStore:
         media_type = _check_media_type(media_type)
         target = self._writable(folder, label)
         digest = hashlib.sha256(data).hexdigest()
-        self._store_blob(digest, data, len(data))
-        return record_put(
+        kept = self._store_blob(digest, data, len(data))
+        ref = record_put(
             self._s,
             target,
             label,
@@ -190,6 +190,8 @@ class ArtifactStore:
             size=len(data),
             media_type=media_type,
         )
+        self._restore_kept(kept)
+        return ref
 
     def put_file(
         self,
@@ -217,17 +219,19 @@ class ArtifactStore:
         )
         target = self._writable(folder, label)
         with self._staged_copy(source) as (staged, digest, size):
-            self._store_blob(digest, staged, size)
-        return record_put(
-            self._s,
-            target,
-            label or _label_from(source.name),
-            digest=digest,
-            kind="blob",
-            size=size,
-            media_type=media_type,
-            meta={"filename": source.name},
-        )
+            kept = self._store_blob(digest, staged, size)
+            ref = record_put(
+                self._s,
+                target,
+                label or _label_from(source.name),
+                digest=digest,
+                kind="blob",
+                size=size,
+                media_type=media_type,
+                meta={"filename": source.name},
+            )
+            self._restore_kept(kept)
+        return ref
 
     def put_dir(
         self, path: str | os.PathLike[str], *, folder: str | None = None, label: str = ""
@@ -254,25 +258,32 @@ class ArtifactStore:
                 staged.setdefault(digest, copy)
             manifest = _dirs.build_manifest(members)
             digest = hashlib.sha256(manifest).hexdigest()
-            # Files of a directory that is stored already are kept from gc by its row:
-            # only missing or truncated ones are written (a re-put repairs a lost file).
+            # Files of a directory that is stored and held already are kept from gc by
+            # its row: only missing or truncated ones are written (a re-put repairs a
+            # lost file).
             stored = self._is_stored(digest, len(manifest))
-            known = set() if stored else rows_among(self._s, builtins.list(staged))
+            held = set() if stored else held_among(self._s, builtins.list(staged))
             sizes = {m.digest: m.size for m in members}
+            kept: dict[str, tuple[bytes | Path, int]] = {}
             for member, copy in staged.items():
-                self._store_blob(member, copy, sizes[member], has_row=stored or member in known)
-            if not stored:
-                self._store_blob(digest, manifest, len(manifest))
-        return record_put(
-            self._s,
-            target,
-            label or _label_from(root.name),
-            digest=digest,
-            kind="dir",
-            size=sum(m.size for m in members),
-            media_type=_dirs.MEDIA_TYPE,
-            meta={"files": len(members), "manifest_size": len(manifest), "format": _dirs.FORMAT},
-        )
+                kept |= self._store_blob(member, copy, sizes[member], held=stored or member in held)
+            kept |= self._store_blob(digest, manifest, len(manifest), held=stored)
+            ref = record_put(
+                self._s,
+                target,
+                label or _label_from(root.name),
+                digest=digest,
+                kind="dir",
+                size=sum(m.size for m in members),
+                media_type=_dirs.MEDIA_TYPE,
+                meta={
+                    "files": len(members),
+                    "manifest_size": len(manifest),
+                    "format": _dirs.FORMAT,
+                },
+            )
+            self._restore_kept(kept)  # while the staged copies still exist
+        return ref
 
     def put_dataframe(
         self,
@@ -302,22 +313,24 @@ class ArtifactStore:
             except pa.ArrowException as exc:
                 raise ValidationError(f"The table cannot be written as Parquet: {exc}.") from exc
             digest, size = hash_file(path)
-            self._store_blob(digest, path, size)
-        meta = {
-            "format": "parquet",
-            "rows": int(table.num_rows),
-            "schema": [{"name": f.name, "type": str(f.type)} for f in table.schema],
-        }
-        return record_put(
-            self._s,
-            target,
-            label,
-            digest=digest,
-            kind="dataframe",
-            size=size,
-            media_type=PARQUET_MEDIA_TYPE,
-            meta=meta,
-        )
+            kept = self._store_blob(digest, path, size)
+            meta = {
+                "format": "parquet",
+                "rows": int(table.num_rows),
+                "schema": [{"name": f.name, "type": str(f.type)} for f in table.schema],
+            }
+            ref = record_put(
+                self._s,
+                target,
+                label,
+                digest=digest,
+                kind="dataframe",
+                size=size,
+                media_type=PARQUET_MEDIA_TYPE,
+                meta=meta,
+            )
+            self._restore_kept(kept)
+        return ref
 
     def put_model(
         self,
@@ -326,42 +339,60 @@ class ArtifactStore:
         folder: str | None = None,
         flavor: Literal["sklearn", "pickle"] | None = None,
         trust_pickle: bool = False,
+        trusted_types: Iterable[str] = (),
         label: str = "",
     ) -> ArtifactRef:
         """Store a fitted model: scikit-learn with skops (default), or a pickle on request.
 
         The metadata records the flavor, the class, library versions, a signature
         (``n_features_in``, ``feature_names_in``, ``classes`` where the model has them)
-        and, for skops, the types that loading it will trust.
+        and, for skops, the names skops reports (``skops_types``) and those among them
+        that are not trusted by default (``needs_trust``, for information: loading
+        never trusts them from the catalog).
 
         Args:
             model: a fitted estimator (a Pipeline too).
             folder: see :meth:`put_bytes`.
             flavor: ``"sklearn"`` (skops; the default for estimators) or ``"pickle"``.
             trust_pickle: must be True for ``flavor="pickle"``: loading a pickle runs code.
+            trusted_types: names of functions and types the model holds that are not
+                on the allow-list (see :mod:`trivet.platform.artifacts._models`), e.g.
+                the function of a ``FunctionTransformer``; you vouch that calling them
+                with any arguments is safe. Whoever loads the model must name them too.
             label: see :meth:`put_bytes`.
 
         Raises:
             ValidationError: pickle without ``trust_pickle=True``, a model skops cannot
-                store, or one whose skops file would need code-running types.
+                store, or one that needs functions or types that are neither allowed
+                nor in ``trusted_types`` (or that are never trusted).
         """
         resolved = _models.check_request(model, flavor=flavor, trust_pickle=trust_pickle)
+        trusted = _models.check_trusted_types(trusted_types)
+        if trusted and resolved != "sklearn":
+            raise ValidationError(
+                "trusted_types applies to scikit-learn models stored with skops, not to pickles.",
+                hint="leave trusted_types out",
+            )
         target = self._writable(folder, label)
         with staging_file(self.blobs) as (path, handle):
             handle.close()
-            media_type, meta = _models.dump_model(model, path, flavor=resolved)
+            media_type, meta = _models.dump_model(
+                model, path, flavor=resolved, trusted_types=trusted
+            )
             digest, size = hash_file(path)
-            self._store_blob(digest, path, size)
-        return record_put(
-            self._s,
-            target,
-            label,
-            digest=digest,
-            kind="model",
-            size=size,
-            media_type=media_type,
-            meta=meta,
-        )
+            kept = self._store_blob(digest, path, size)
+            ref = record_put(
+                self._s,
+                target,
+                label,
+                digest=digest,
+                kind="model",
+                size=size,
+                media_type=media_type,
+                meta=meta,
+            )
+            self._restore_kept(kept)
+        return ref
 
     # -- getting -------------------------------------------------------------------------
     def describe(self, digest: str) -> ArtifactRef:
@@ -472,18 +503,29 @@ class ArtifactStore:
             ) from exc
         return table.to_pandas()
 
-    def load_model(self, digest: str, *, trust_pickle: bool = False) -> Any:
+    def load_model(
+        self, digest: str, *, trust_pickle: bool = False, trusted_types: Iterable[str] = ()
+    ) -> Any:
         """Load a stored model.
 
-        A skops model is loaded trusting exactly the types recorded when it was stored.
-        A pickle is loaded only with ``trust_pickle=True``, and only after its bytes
-        were checked against the digest the catalog holds.
+        A skops model is loaded trusting the allow-list (see
+        :mod:`trivet.platform.artifacts._models`) and ``trusted_types``: what it needs
+        is read from its verified bytes, and nothing is trusted because whoever stored
+        it vouched for it. A pickle is loaded only with ``trust_pickle=True``, and only
+        after its bytes were checked against the digest the catalog holds.
+
+        Args:
+            digest: the model's digest (or a unique prefix).
+            trust_pickle: allow loading a pickle (it runs code from whoever stored it).
+            trusted_types: functions and types beyond the allow-list that you trust
+                (the model's ``meta["needs_trust"]`` says which it was stored with).
 
         Raises:
-            ValidationError: not a model, or a pickle without ``trust_pickle=True``.
-            IntegrityError: the bytes do not match the digest, or cannot be loaded with
-                the recorded types.
+            ValidationError: not a model; a pickle without ``trust_pickle=True``; a
+                skops model that needs types you did not trust.
+            IntegrityError: the bytes do not match the digest, or cannot be loaded.
         """
+        trusted = _models.check_trusted_types(trusted_types)
         ref = readable(self._s, digest)
         if ref.kind != "model":
             raise ValidationError(
@@ -493,7 +535,7 @@ class ArtifactStore:
         _models.check_load(ref.meta, digest=ref.digest, trust_pickle=trust_pickle)
         data = self._read(ref.digest)
         return _models.load_model_bytes(
-            data, ref.meta, digest=ref.digest, trust_pickle=trust_pickle
+            data, ref.meta, digest=ref.digest, trust_pickle=trust_pickle, trusted_types=trusted
         )
 
     # -- managing ------------------------------------------------------------------------
@@ -593,27 +635,48 @@ class ArtifactStore:
             yield path, digest, size
 
     def _is_stored(self, digest: str, size: int) -> bool:
-        """Return whether the blob exists with its size and a catalog row protects it."""
+        """Return whether the blob exists with its size and its digest is held."""
         info = self.blobs.info(blob_key(digest))
-        return info is not None and info.size == size and bool(rows_among(self._s, [digest]))
+        return info is not None and info.size == size and bool(held_among(self._s, [digest]))
 
     def _store_blob(
-        self, digest: str, source: bytes | Path, size: int, *, has_row: bool | None = None
-    ) -> None:
-        """Put the blob unless it is stored whole and a catalog row keeps gc off it.
+        self, digest: str, source: bytes | Path, size: int, *, held: bool | None = None
+    ) -> dict[str, tuple[bytes | Path, int]]:
+        """Put the blob unless it is stored whole and its digest is held.
 
-        A blob without a row is written again even if present: that renews its time
-        stamp, so a concurrent gc (which spares young blobs) cannot delete it between
-        now and the moment this put's rows are committed.
+        Held means a folder's entry or a model version references the digest; a row
+        alone does not keep gc off a blob (an unheld row is what gc deletes). A blob
+        that is not held is written again even if present: that renews its time stamp,
+        so a concurrent gc (which spares young blobs) cannot delete it between now and
+        the moment this put's rows are committed.
+
+        Returns:
+            ``{digest: (source, size)}`` if the existing blob was kept, else ``{}``:
+            pass it to :meth:`_restore_kept` once the rows are committed.
         """
         key = blob_key(digest)
         info = self.blobs.info(key)
         if info is not None and info.size == size:
-            if has_row is None:
-                has_row = bool(rows_among(self._s, [digest]))
-            if has_row:
-                return
+            if held is None:
+                held = bool(held_among(self._s, [digest]))
+            if held:
+                return {digest: (source, size)}
         self.blobs.put(key, source)
+        return {}
+
+    def _restore_kept(self, kept: dict[str, tuple[bytes | Path, int]]) -> None:
+        """Rewrite any blob this put kept that a concurrent gc deleted before the commit.
+
+        Keeping a held blob relies on its holder; if the holder went (an unlink) and a
+        gc deleted the blob between the check and this put's commit, the new rows point
+        at nothing. gc re-checks the catalog and deletes under the catalog's write lock,
+        so it either saw this put's rows (and kept the blob) or deleted before the
+        commit, and then this check, which runs after the commit, finds the blob gone.
+        """
+        for digest, (source, size) in kept.items():
+            info = self.blobs.info(blob_key(digest))
+            if info is None or info.size != size:
+                self.blobs.put(blob_key(digest), source)
 
     def _lost(self, digest: str, *, within: str | None = None) -> IntegrityError:
         where = f" (a file of the directory {within})" if within else ""

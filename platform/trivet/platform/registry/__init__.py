@@ -13,7 +13,7 @@ an explicit ``maintainer`` grant on ``<group>/*``: everything but approving),
 ``model:describe`` to see groups and versions, ``model:read`` to load a model,
 ``model:approve`` to approve, reject and move aliases, ``model:delete`` to delete a
 group. Approving is a person's decision: a service principal (a pipeline) never
-approves. With the workspace setting ``registry.four_eyes``, nobody approves a version
+approves. With the workspace policy ``four_eyes``, nobody approves a version
 they registered (directly or through a service principal acting on their behalf).
 """
 

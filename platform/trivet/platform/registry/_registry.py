@@ -16,6 +16,8 @@ from trivet.errors import (
     ValidationError,
     did_you_mean,
 )
+from trivet.platform.access import policy
+from trivet.platform.artifacts._entries import insert_entry
 from trivet.platform.catalog import now_utc
 from trivet.platform.catalog._catalog import as_utc
 from trivet.platform.catalog.schema import (
@@ -194,7 +196,9 @@ class ModelRegistry:
             model: a fitted model object; stored in the artifact store under
                 ``<project>/models/<name>``. Give either this or ``artifact``.
             artifact: the digest (or a unique prefix of it) of a model already in the
-                artifact store, in a folder you may read.
+                artifact store, in a folder you may read. It is filed under
+                ``<project>/models/<name>`` too, so whoever may read the group's
+                models can load it.
             flavor: the model's format (``"sklearn"``, ``"pickle"``…); default: what the
                 artifact store recorded.
             params: training parameters (JSON data).
@@ -304,6 +308,9 @@ class ModelRegistry:
                     created_by=self._s.principal.id,
                 )
             )
+            # the model's folder holds its artifact, so that loading a version needs
+            # artifact:read there (model readers have it), not where it was first put
+            insert_entry(self._s, conn, folder=resource, digest=ref.digest, label=f"model {name}")
             version_resource = self._version_resource(name, number)
             node = Node(kind="model_version", id=version_resource)
             edges = [(Node(kind="artifact", id=ref.digest), "stored_as")]
@@ -426,14 +433,14 @@ class ModelRegistry:
                     f"{name} v{number} failed its fairness gate and can never be approved.",
                     hint="reject it, fix the model and register a new version",
                 )
-            if status is ApprovalStatus.APPROVED and self._s.settings.four_eyes:
+            if status is ApprovalStatus.APPROVED and policy(conn, "four_eyes"):
                 by_id, by_name = self._registrants(conn, row.created_by, resource)
                 me = [self._s.principal, *filter(None, [self._s.on_behalf_of])]
                 if any(p.id in by_id or p.name in by_name for p in me):
                     raise PermissionDenied(
                         f"{self._s.principal.name!r} may not approve {name} v{number}: it "
                         "registered that version, and this workspace requires four eyes.",
-                        hint="ask another approver (registry.four_eyes is on in trivet.toml)",
+                        hint="ask another approver (the workspace policy four_eyes is on)",
                     )
             conn.execute(
                 sa.update(model_versions)
