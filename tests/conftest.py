@@ -63,6 +63,25 @@ def pg_url() -> Iterator[str]:
         admin.close()  # type: ignore[attr-defined]
 
 
+@pytest.fixture
+def redis_url() -> Iterator[str]:
+    """The Redis test server's URL (its keys are prefixed per test by the users)."""
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL, socket_timeout=3)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        service_missing(f"Redis at {REDIS_URL}", str(exc))
+    finally:
+        client.close()
+    yield REDIS_URL
+    client = redis.Redis.from_url(REDIS_URL)
+    for key in client.scan_iter(match="test:*"):
+        client.delete(key)
+    client.close()
+
+
 @pytest.fixture(params=["sqlite", "postgres"])
 def catalog_backend(request: pytest.FixtureRequest) -> str:
     """The catalog backend under test: each catalog test runs on both."""

@@ -13,14 +13,17 @@ import pytest
 
 from trivet.featurestore.online import OnlineRow, OnlineStore, SqliteOnlineStore, open_online_store
 
-STORES: dict[str, Callable[[Path], OnlineStore]] = {
-    "sqlite": lambda tmp: SqliteOnlineStore(tmp / "online.db"),
+STORES: dict[str, Callable[[Path, str], OnlineStore]] = {
+    "sqlite": lambda tmp, _: SqliteOnlineStore(tmp / "online.db"),
+    # a key prefix per test keeps runs apart on the shared server
+    "redis": lambda tmp, url: open_online_store(f"{url}?prefix=test:{tmp.name}:"),
 }
 
 
 @pytest.fixture(params=sorted(STORES))
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[OnlineStore]:
-    made = STORES[request.param](tmp_path)
+    url = request.getfixturevalue("redis_url") if request.param == "redis" else ""
+    made = STORES[request.param](tmp_path, url)
     yield made
     made.close()
 

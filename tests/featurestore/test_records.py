@@ -234,3 +234,21 @@ def test_offline_files_refuse_deletion_vectors(fs: FeatureStore) -> None:
 
     with pytest.raises(BackendError, match="deletionVectors"):
         fs.offline.offline_files(group)
+
+
+def test_the_feature_store_serves_reads_from_redis(
+    admin: trivet.Session, redis_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With online_url at a Redis server, ingest and reads go through it end to end."""
+    monkeypatch.setenv("TRIVET_ONLINE_URL", f"{redis_url}?prefix=test:{tmp_path.name}:")
+    session = trivet.connect(admin.settings.workspace)
+    store = FeatureStore(session)
+    assert "RedisOnlineStore" in repr(store.online)
+    store.create_group(customers_spec())
+    store.ingest("customers", rows(("a", at(1), 30), ("a", at(2), 31), ("b", at(1), 50)))
+    assert store.get_record("customers", "a")["age"] == 31  # type: ignore[index]
+    store.put_record("customers", {"customer_id": "a", "ts": at(0.5), "age": 29})  # older
+    assert store.get_record("customers", "a")["age"] == 31  # type: ignore[index]
+    store.delete_record("customers", "b")
+    assert store.get_record("customers", "b") is None
+    store.close()

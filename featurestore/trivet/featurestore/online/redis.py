@@ -1,0 +1,144 @@
+"""The Redis online store: one hash per feature group, one field per record.
+
+Each value is ``<event time><write time><flag><payload>``: the two times as 20-digit,
+zero-padded decimals (offset by 2**62 so that times before 1970 sort correctly), the
+flag ``1`` for a row with a payload and ``0`` for a tombstone. Because the two times
+lead the value at fixed width, "newer ``(event_time, write_time)`` wins, a later write
+wins a tie" is a plain string comparison, which a small Lua script applies atomically
+on the server for every field of a write. A batch read is one ``HMGET``.
+
+Needs the optional ``redis`` package: ``pip install 'trivet[redis]'``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Sequence
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from trivet.errors import BackendError, MissingDependency, ValidationError
+from trivet.featurestore.online._base import OnlineRow
+
+__all__ = ["RedisOnlineStore"]
+
+_OFFSET = 2**62
+_WIDTH = 20
+_HEAD = 2 * _WIDTH + 1
+_CHUNK = 1000  # fields per script call
+
+# KEYS[1] = the group's hash; ARGV = field, value, field, value, ...
+_UPSERT = """
+for i = 1, #ARGV, 2 do
+  local cur = redis.call('HGET', KEYS[1], ARGV[i])
+  local new = ARGV[i + 1]
+  if (not cur) or string.sub(new, 1, 40) >= string.sub(cur, 1, 40) then
+    redis.call('HSET', KEYS[1], ARGV[i], new)
+  end
+end
+return 0
+"""
+
+
+def _encode(row: OnlineRow) -> bytes:
+    head = f"{row.event_time + _OFFSET:0{_WIDTH}d}{row.write_time + _OFFSET:0{_WIDTH}d}"
+    if row.payload is None:
+        return (head + "0").encode()
+    return (head + "1").encode() + row.payload
+
+
+def _decode(key: str, value: bytes) -> OnlineRow:
+    event = int(value[:_WIDTH]) - _OFFSET
+    write = int(value[_WIDTH : 2 * _WIDTH]) - _OFFSET
+    payload = value[_HEAD:] if value[2 * _WIDTH : _HEAD] == b"1" else None
+    return OnlineRow(key=key, event_time=event, write_time=write, payload=payload)
+
+
+class RedisOnlineStore:
+    """An :class:`~trivet.featurestore.online.OnlineStore` on a Redis server.
+
+    Args:
+        url: ``redis://host:6379/0``; an optional ``?prefix=…`` names the key prefix
+            (default ``trivet:online:``), so several workspaces can share a server.
+    """
+
+    def __init__(self, url: str) -> None:
+        if importlib.util.find_spec("redis") is None:
+            raise MissingDependency("redis", extra="redis")
+        import redis
+
+        parts = urlsplit(url)
+        if parts.scheme not in ("redis", "rediss"):
+            raise ValidationError(f"{url!r} is not a Redis URL.", hint="use redis://host:6379/0")
+        query = parse_qs(parts.query)
+        self.prefix = query.pop("prefix", ["trivet:online:"])[0]
+        clean = parts._replace(query="").geturl()
+        self._shown = parts._replace(netloc=parts.hostname or "", query="").geturl()
+        try:
+            self._client: Any = redis.Redis.from_url(clean, socket_timeout=10)
+            self._upsert: Any = self._client.register_script(_UPSERT)
+        except redis.RedisError as exc:
+            raise BackendError(
+                f"The online store {self._shown!r} cannot be opened: {exc}."
+            ) from exc
+        self._errors: tuple[type[BaseException], ...] = (redis.RedisError,)
+
+    @classmethod
+    def from_url(cls, url: str) -> RedisOnlineStore:
+        """Open the store of a ``redis://`` URL."""
+        return cls(url)
+
+    def __repr__(self) -> str:
+        return f"RedisOnlineStore({self._shown!r})"
+
+    def _key(self, group_id: str) -> str:
+        return f"{self.prefix}{group_id}"
+
+    def _failed(self, exc: BaseException) -> BackendError:
+        return BackendError(
+            f"The online store {self._shown!r} failed: {exc}.",
+            hint="check that the Redis server is reachable (setting featurestore.online_url)",
+        )
+
+    # -- the protocol ------------------------------------------------------------------
+    def write(self, group_id: str, rows: Sequence[OnlineRow]) -> None:
+        """Upsert rows; per key, the newer ``(event_time, write_time)`` wins (ties: the new)."""
+        key = self._key(group_id)
+        try:
+            for start in range(0, len(rows), _CHUNK):
+                args: list[str | bytes] = []
+                for r in rows[start : start + _CHUNK]:
+                    args += [r.key, _encode(r)]
+                self._upsert(keys=[key], args=args)
+        except self._errors as exc:
+            raise self._failed(exc) from exc
+
+    def read(self, group_id: str, keys: Sequence[str]) -> list[OnlineRow | None]:
+        """Return the stored row of each key, in order (None where there is none)."""
+        if not keys:
+            return []
+        try:
+            values = self._client.hmget(self._key(group_id), list(keys))
+        except self._errors as exc:
+            raise self._failed(exc) from exc
+        return [None if v is None else _decode(k, v) for k, v in zip(keys, values, strict=True)]
+
+    def delete(self, group_id: str, keys: Sequence[str]) -> None:
+        """Remove the keys' rows entirely."""
+        if not keys:
+            return
+        try:
+            self._client.hdel(self._key(group_id), *keys)
+        except self._errors as exc:
+            raise self._failed(exc) from exc
+
+    def drop(self, group_id: str) -> None:
+        """Remove every row of a feature group."""
+        try:
+            self._client.delete(self._key(group_id))
+        except self._errors as exc:
+            raise self._failed(exc) from exc
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self._client.close()
