@@ -13,10 +13,10 @@ from trivet.errors import ValidationError, did_you_mean
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["BiasReport", "FacetGroup", "MetricValue"]
+__all__ = ["BiasReport", "FacetGroup", "MetricValue", "json_number"]
 
 
-def _json_number(value: float | None) -> float | str | None:
+def json_number(value: float | None) -> float | str | None:
     """JSON-able number: +/-inf as "Infinity"/"-Infinity" (Clarify's analysis.json)."""
     if value is None:
         return None
@@ -53,12 +53,12 @@ class MetricValue:
         out: dict[str, Any] = {
             "name": self.metric,
             "stage": self.stage,
-            "value": _json_number(self.value),
+            "value": json_number(self.value),
         }
         if self.reason is not None:
             out["error"] = self.reason
         if self.interval is not None:
-            out["interval"] = [_json_number(self.interval[0]), _json_number(self.interval[1])]
+            out["interval"] = [json_number(self.interval[0]), json_number(self.interval[1])]
             out["undefined_resamples"] = self.undefined_resamples
         return out
 
@@ -231,3 +231,10 @@ class BiasReport:
             "min_group_size": self.min_group_size,
             "counts": dict(self.counts),
         }
+
+    def _repr_html_(self) -> str:
+        """Show the report in Jupyter: configuration, a chart per metric, the table."""
+        from trivet.clarify.report._document import build_document
+        from trivet.clarify.report._html import render_bias_fragment
+
+        return render_bias_fragment(build_document("bias", bias=self))
