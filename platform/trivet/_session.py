@@ -13,6 +13,7 @@ from trivet.platform.workspace import init_workspace, open_session
 if TYPE_CHECKING:
     from trivet.clarify import Clarify
     from trivet.featurestore import FeatureStore
+    from trivet.pipelines import Pipelines
 
 __all__ = ["Session", "connect", "init"]
 
@@ -20,9 +21,16 @@ __all__ = ["Session", "connect", "init"]
 class Session(PlatformSession):
     """A principal's handle on a workspace: identity, access, artifacts, registry, lineage.
 
-    The parts hang off it: ``session.featurestore`` and ``session.clarify`` today;
-    ``session.pipelines`` when it lands.
+    The parts hang off it: ``session.featurestore``, ``session.clarify`` and
+    ``session.pipelines``.
     """
+
+    @functools.cached_property
+    def pipelines(self) -> Pipelines:
+        """Pipelines: define, run, retry and inspect executions."""
+        from trivet.pipelines import Pipelines
+
+        return Pipelines(self)
 
     @functools.cached_property
     def clarify(self) -> Clarify:

@@ -1,20 +1,314 @@
-"""`trivet pipelines`: the command-line face of trivet.pipelines."""
+"""`trivet pipelines`: the command-line face of trivet.pipelines.
+
+Thin over :class:`~trivet.pipelines.Pipelines`: data goes to stdout (``--json`` for
+machines), messages to stderr; the root command turns a TrivetError into one red
+line and its exit code.
+
+This module sits below the assembly layer, so it does not import ``trivet._cli``: it
+opens its session from the root command's options (``--workspace``, ``--token``,
+``--project``) through the platform layer, and keeps its own output helpers.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
+import enum
+import json
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Annotated, Any
+
 import typer
 
+if TYPE_CHECKING:
+    from trivet.pipelines import Execution, Pipelines
+
 app = typer.Typer(
-    help="Python-defined ML pipelines with caching, gates and lineage (not yet available).",
-    invoke_without_command=True,
+    help="Pipelines of Python steps: run, inspect executions, retry, explain the cache.",
+    no_args_is_help=True,
 )
 
+JSON_OPTION = typer.Option(False, "--json", help="Print machine-readable JSON to stdout.")
 
-@app.callback()
-def _not_yet(ctx: typer.Context) -> None:
-    if ctx.invoked_subcommand is None:
-        typer.echo(
-            "trivet pipelines is not available yet in this version: it is being built "
-            "(issue #5). The platform commands (auth, models, audit, ...) work today.",
-            err=True,
-        )
+
+# -- session and output ------------------------------------------------------------------
+def _pipelines(ctx: typer.Context) -> Pipelines:
+    """Open Pipelines with the root command's options (or TRIVET_* variables)."""
+    from trivet.pipelines import Pipelines
+    from trivet.platform.session import Session
+    from trivet.platform.settings import load_settings
+    from trivet.platform.workspace import open_session
+
+    params: Mapping[str, Any] = ctx.find_root().params
+    settings = load_settings(params.get("workspace"))
+    session = open_session(settings, params.get("token"), Session, project=params.get("project"))
+    return Pipelines(session)
+
+
+def _plain(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, dt.datetime):
+        return value.isoformat()
+    if isinstance(value, dt.timedelta):
+        return value.total_seconds()
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _emit_json(value: Any) -> None:
+    typer.echo(json.dumps(_plain(value), indent=2, sort_keys=True, default=str))
+
+
+def _table(rows: Iterable[Sequence[Any]], columns: Sequence[str]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(show_edge=False, header_style="bold")
+    for col in columns:
+        table.add_column(col)
+    count = 0
+    for row in rows:
+        table.add_row(*("" if v is None else str(_plain(v)) for v in row))
+        count += 1
+    if count:
+        Console(soft_wrap=True, width=None if sys.stdout.isatty() else 250).print(table)
+    else:
+        _note("(none)")
+
+
+def _note(message: str) -> None:
+    typer.echo(message, err=True)
+
+
+def _seconds(delta: dt.timedelta | None) -> str:
+    return "" if delta is None else f"{delta.total_seconds():.3f}s"
+
+
+def _show_execution(execution: Execution) -> None:
+    _table(
+        (
+            (
+                s.name,
+                s.status,
+                "hit" if s.cache_hit else "",
+                s.attempts,
+                _seconds(s.duration),
+                (s.error or s.cache_note)[:100],
+            )
+            for s in execution.steps
+        ),
+        ["step", "status", "cache", "attempts", "duration", "note"],
+    )
+
+
+def _parse_params(items: list[str] | None) -> dict[str, str]:
+    from trivet.errors import ValidationError
+
+    params: dict[str, str] = {}
+    for item in items or []:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise ValidationError(
+                f"--param takes NAME=VALUE, not {item!r}.", hint="e.g. --param alpha=0.5"
+            )
+        params[name.strip()] = value
+    return params
+
+
+# -- commands ------------------------------------------------------------------------------
+@app.command("run")
+def run(
+    ctx: typer.Context,
+    target: Annotated[
+        str, typer.Argument(help="FILE.py[:NAME] or module[:NAME] defining the pipeline.")
+    ],
+    param: Annotated[
+        list[str] | None,
+        typer.Option("--param", "-p", help="A parameter, NAME=VALUE (repeatable)."),
+    ] = None,
+    run_as: Annotated[
+        str | None,
+        typer.Option(help="Run as 'runner' (the project's) or a service principal."),
+    ] = None,
+    refresh: Annotated[bool, typer.Option(help="Run every step, ignoring the cache.")] = False,
+    from_step: Annotated[
+        str | None, typer.Option("--from", help="Run this step and what is downstream of it.")
+    ] = None,
+    only: Annotated[
+        str | None, typer.Option(help="Run only this step (its inputs must be cached).")
+    ] = None,
+    max_parallel: Annotated[
+        int | None, typer.Option(help="The most steps running at once.")
+    ] = None,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Run a pipeline; exit 1 if the execution fails."""
+    from trivet.pipelines import load_pipeline
+
+    pipes = _pipelines(ctx)
+    execution = pipes.run(
+        load_pipeline(target),
+        params=_parse_params(param),
+        run_as=run_as,
+        refresh=refresh,
+        from_step=from_step,
+        only=only,
+        max_parallel=max_parallel,
+    )
+    if as_json:
+        _emit_json(execution)
+    else:
+        _show_execution(execution)
+        _note(f"execution {execution.id}: {execution.status.value}")
+    if not execution.succeeded:
+        if execution.error:
+            _note(f"error: {execution.error}")
+        raise typer.Exit(1)
+
+
+@app.command("retry")
+def retry(
+    ctx: typer.Context,
+    execution_id: Annotated[str, typer.Argument(help="The failed execution (or an id prefix).")],
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Resume a failed or interrupted execution, reusing the steps that succeeded."""
+    execution = _pipelines(ctx).retry(execution_id)
+    if as_json:
+        _emit_json(execution)
+    else:
+        _show_execution(execution)
+        _note(f"execution {execution.id}: {execution.status.value}")
+    if not execution.succeeded:
+        raise typer.Exit(1)
+
+
+@app.command("list")
+def list_pipelines(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
+    """List the project's pipelines."""
+    infos = _pipelines(ctx).list()
+    if as_json:
+        _emit_json([{k: v for k, v in _plain(i).items() if k != "definition"} for i in infos])
+        return
+    _table(
+        ((i.name, i.version, len(i.definition["steps"]), i.description) for i in infos),
+        ["pipeline", "version", "steps", "description"],
+    )
+
+
+@app.command("describe")
+def describe(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="The pipeline.")],
+    version: Annotated[int | None, typer.Option(help="A version (default: the latest).")] = None,
+) -> None:
+    """Print a pipeline's definition as JSON (for review and diff)."""
+    _emit_json(_pipelines(ctx).describe(name, version=version).definition)
+
+
+@app.command("executions")
+def executions(
+    ctx: typer.Context,
+    name: Annotated[str | None, typer.Argument(help="Only this pipeline's.")] = None,
+    limit: Annotated[int, typer.Option(help="At most this many, newest first.")] = 50,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """List executions, newest first (those whose runner died show as interrupted)."""
+    found = _pipelines(ctx).executions(name, limit=limit, with_steps=as_json)
+    if as_json:
+        _emit_json(found)
+        return
+    _table(
+        (
+            (
+                e.id,
+                e.pipeline,
+                e.version,
+                e.status,
+                e.invoked_by,
+                e.run_as,
+                e.started_at.strftime("%Y-%m-%d %H:%M:%S"),
+            )
+            for e in found
+        ),
+        ["execution", "pipeline", "version", "status", "invoked by", "run as", "started"],
+    )
+
+
+@app.command("show")
+def show(
+    ctx: typer.Context,
+    execution_id: Annotated[str, typer.Argument(help="The execution (or an id prefix).")],
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Show an execution and its steps."""
+    execution = _pipelines(ctx).get_execution(execution_id)
+    if as_json:
+        _emit_json(execution)
+        return
+    _show_execution(execution)
+    _note(f"execution {execution.id}: {execution.status.value}")
+
+
+@app.command("logs")
+def logs(
+    ctx: typer.Context,
+    execution_id: Annotated[str, typer.Argument(help="The execution (or an id prefix).")],
+    step_name: Annotated[str | None, typer.Argument(metavar="STEP", help="One step.")] = None,
+) -> None:
+    """Print what the steps printed and logged, with errors and tracebacks."""
+    pipes = _pipelines(ctx)
+    execution = pipes.get_execution(execution_id)
+    steps = [execution.step(step_name)] if step_name else execution.steps
+    for s in steps:
+        typer.echo(f"== {s.name} ({s.status.value}) ==")
+        if s.logs:
+            typer.echo(s.logs.rstrip("\n"))
+        if s.traceback:
+            typer.echo(s.traceback.rstrip("\n"))
+        elif s.error:
+            typer.echo(s.error)
+
+
+@app.command("graph")
+def graph(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="A registered pipeline, or FILE.py[:NAME].")],
+    fmt: Annotated[str, typer.Option("--format", help="text or mermaid.")] = "text",
+    execution: Annotated[
+        str | None, typer.Option(help="Show the step statuses of this execution.")
+    ] = None,
+) -> None:
+    """Draw a pipeline's DAG."""
+    from trivet.errors import ValidationError
+    from trivet.pipelines import load_pipeline
+
+    if fmt not in ("text", "mermaid"):
+        raise ValidationError(f"Unknown graph format {fmt!r}.", hint="use text or mermaid")
+    chosen: Any = fmt
+    if name.endswith(".py") or ".py:" in name:
+        typer.echo(load_pipeline(name).graph(format=chosen))
+        return
+    typer.echo(_pipelines(ctx).graph(name, format=chosen, execution=execution))
+
+
+@app.command("why")
+def why(
+    ctx: typer.Context,
+    execution_id: Annotated[str, typer.Argument(help="The execution (or an id prefix).")],
+    step_name: Annotated[str, typer.Argument(metavar="STEP", help="The step.")],
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Explain why a step ran instead of being taken from the cache."""
+    explanation = _pipelines(ctx).explain_miss(execution_id, step_name)
+    if as_json:
+        _emit_json(explanation)
+    else:
+        typer.echo(str(explanation))

@@ -338,3 +338,95 @@ feature_batches = Table(
     _ts("created_at"),
     Column("created_by", String(ID), nullable=True),
 )
+
+
+# -- pipelines (trivet.pipelines) ---------------------------------------------------------------
+pipelines = Table(
+    "pipelines",
+    metadata,
+    Column("id", String(ID), primary_key=True),
+    Column("project", String(NAME), ForeignKey("projects.name"), nullable=False),
+    Column("name", String(NAME), nullable=False),
+    Column("description", Text, nullable=False, default=""),
+    _ts("created_at"),
+    Column("created_by", String(ID), nullable=True),
+    UniqueConstraint("project", "name", name="uq_pipelines_project_name"),
+)
+
+pipeline_versions = Table(
+    "pipeline_versions",
+    metadata,
+    Column(
+        "pipeline_id", String(ID), ForeignKey("pipelines.id", ondelete="CASCADE"), primary_key=True
+    ),
+    Column("version", Integer, primary_key=True),
+    Column("digest", String(64), nullable=False),  # sha256 of the canonical definition
+    Column("definition", JSON, nullable=False),
+    _ts("created_at"),
+    Column("created_by", String(ID), nullable=True),
+    UniqueConstraint("pipeline_id", "digest", name="uq_pipeline_versions_pipeline_digest"),
+)
+
+pipeline_executions = Table(
+    "pipeline_executions",
+    metadata,
+    Column("id", String(ID), primary_key=True),
+    Column(
+        "pipeline_id", String(ID), ForeignKey("pipelines.id", ondelete="CASCADE"), nullable=False
+    ),
+    Column("version", Integer, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("params", JSON, nullable=False),
+    Column("options", JSON, nullable=False),  # refresh, from/only, max_parallel, source
+    Column("run_as", String(NAME), nullable=False),
+    Column("invoked_by", String(NAME), nullable=False),
+    Column("retry_of", String(ID), nullable=True),
+    Column("runner_host", String(256), nullable=False),
+    Column("runner_pid", Integer, nullable=False),
+    Column("runner_start", String(32), nullable=False),  # the runner process's start mark
+    _ts("started_at"),
+    _ts("heartbeat_at"),
+    _ts("ended_at", nullable=True),
+    Column("error", Text, nullable=True),
+    Index("ix_pipeline_executions_pipeline", "pipeline_id", "started_at"),
+    Index("ix_pipeline_executions_status", "status"),
+)
+
+pipeline_step_runs = Table(
+    "pipeline_step_runs",
+    metadata,
+    Column(
+        "execution_id",
+        String(ID),
+        ForeignKey("pipeline_executions.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("step", String(NAME), primary_key=True),
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("cache_hit", Boolean, nullable=False),
+    Column("cache_key", String(64), nullable=True),
+    Column("cache_note", Text, nullable=False, default=""),
+    Column("output_digest", String(64), nullable=True),
+    Column("output_kind", String(16), nullable=True),
+    _ts("started_at", nullable=True),
+    _ts("ended_at", nullable=True),
+    Column("logs", Text, nullable=False, default=""),
+    Column("error", Text, nullable=True),
+    Column("traceback", Text, nullable=True),
+)
+
+pipeline_cache = Table(
+    "pipeline_cache",
+    metadata,
+    Column("project", String(NAME), ForeignKey("projects.name"), primary_key=True),
+    Column("key", String(64), primary_key=True),
+    Column("step", String(NAME), nullable=False),
+    Column("function", String(PATH), nullable=False),
+    Column("components", JSON, nullable=False),  # what the key was made of, for `why`
+    Column("output_digest", String(64), nullable=True),
+    Column("output_kind", String(16), nullable=False),
+    Column("execution_id", String(ID), nullable=False),
+    _ts("created_at"),
+    Index("ix_pipeline_cache_step", "project", "step"),
+)

@@ -1,0 +1,742 @@
+"""The engine: runs a validated DAG on an executor, with caching, retries, timeouts
+and batched records.
+
+The engine runs in the calling thread. It settles each node once its inputs are
+settled (skipped by a condition, failed upstream, reused from the cache, or run);
+attempts run on the executor and report back through a queue. Records (step rows,
+cache entries, artifact links, lineage edges, the heartbeat) are buffered and written
+in one transaction at most every :data:`FLUSH_INTERVAL`, and at the end.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import heapq
+import inspect
+import queue
+import threading
+import time
+import traceback
+from collections import OrderedDict, deque
+from collections.abc import Mapping
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+
+from trivet.errors import IntegrityError, TrivetError
+from trivet.pipelines._capture import capturing, step_output
+from trivet.pipelines._expr import Expr, Get, Output, ParamRef, evaluate, exprs_in
+from trivet.pipelines._outputs import Stored, load_output, store_output
+from trivet.pipelines._records import (
+    HEARTBEAT,
+    LOG_LIMIT,
+    ExecutionStatus,
+    StepRun,
+    StepStatus,
+)
+from trivet.pipelines._source import function_id
+from trivet.pipelines.cache import (
+    CacheKey,
+    CodeFingerprint,
+    Unhashable,
+    canonical,
+    fingerprint,
+    make_key,
+)
+from trivet.pipelines.errors import StepTimeout
+from trivet.pipelines.step import SESSION_PARAMETER
+from trivet.platform.artifacts._base import blob_key
+from trivet.platform.artifacts._entries import insert_entry
+from trivet.platform.catalog import now_utc
+from trivet.platform.catalog._catalog import as_utc
+from trivet.platform.catalog.schema import (
+    artifact_entries,
+    artifacts,
+    pipeline_cache,
+    pipeline_executions,
+    pipeline_step_runs,
+    tokens,
+)
+from trivet.platform.lineage import Node as LineageNode
+from trivet.platform.lineage import insert_edge
+from trivet.platform.permissions import bump_epoch
+
+if TYPE_CHECKING:
+    from trivet.pipelines.dag import Dag, Node
+    from trivet.pipelines.executors import Executor
+    from trivet.platform.session import Session
+
+__all__ = ["FLUSH_INTERVAL", "Engine", "RunPlan"]
+
+FLUSH_INTERVAL = 0.2
+"""Seconds a record may wait in the buffer before it is written."""
+_UNSET: Any = object()
+_TERMINAL = frozenset(
+    {
+        StepStatus.SUCCEEDED,
+        StepStatus.FAILED,
+        StepStatus.SKIPPED,
+        StepStatus.UPSTREAM_FAILED,
+        StepStatus.INTERRUPTED,
+    }
+)
+_BROKEN = frozenset({StepStatus.FAILED, StepStatus.UPSTREAM_FAILED, StepStatus.INTERRUPTED})
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunPlan:
+    """What to run: every step, a part (``from_step``/``only``), with or without the cache."""
+
+    refresh: bool = False
+    from_step: str | None = None
+    only: str | None = None
+    reuse: Mapping[str, Stored] = field(default_factory=dict)
+    """Results of the execution being retried, by cache key (reused even with
+    ``cache=False`` or past their expiry)."""
+
+
+@dataclass
+class _State:
+    status: StepStatus = StepStatus.PENDING
+    attempts: int = 0
+    attempt_id: int = 0
+    started: dt.datetime | None = None
+    ended: dt.datetime | None = None
+    value: Any = _UNSET
+    stored: Stored | None = None
+    key: CacheKey | None = None
+    note: str = ""
+    hit: bool = False
+    logs: str = ""
+    error: str | None = None
+    tb: str | None = None
+    future: Future[Any] | None = None
+    deadline: float | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    ok: bool
+    value: Any = None
+    stored: Stored | None = None
+    logs: str = ""
+    error: BaseException | None = None
+    tb: str | None = None
+
+
+@dataclass(frozen=True)
+class _CacheEntry:
+    digest: str | None
+    kind: str
+    created_at: dt.datetime
+    execution_id: str
+
+
+class Engine:
+    """Runs one execution (create it with :meth:`Pipelines.run`)."""
+
+    def __init__(
+        self,
+        *,
+        session: Session,
+        execution_id: str,
+        dag: Dag,
+        params: Mapping[str, Any],
+        executor: Executor,
+        plan: RunPlan,
+        run_token_id: str | None,
+    ) -> None:
+        self.s = session
+        self.catalog = session.catalog
+        self.project = session.project
+        self.eid = execution_id
+        self.folder = f"{self.project}/runs/{execution_id}"
+        self.dag = dag
+        self.params = params
+        self.executor = executor
+        self.plan = plan
+        self.run_token_id = run_token_id
+        self.state = {name: _State() for name in dag.nodes}
+        self.waiting = {name: dag.graph.in_degree(name) for name in dag.nodes}
+        self.open = len(dag.nodes)
+        self.done: queue.SimpleQueue[tuple[str, int, Future[Any]]] = queue.SimpleQueue()
+        self.retries: list[tuple[float, int, str]] = []
+        self.fingerprints: dict[int, CodeFingerprint] = {}
+        self.mode = self._selection()
+        # buffered records
+        self.dirty: set[str] = set()
+        self.cache_rows: list[dict[str, Any]] = []
+        self.bad_keys: set[str] = set()
+        self.links: list[tuple[str, str]] = []
+        self.edges: list[tuple[LineageNode, LineageNode, str]] = []
+        self.last_flush = time.monotonic()
+        self.index, self.sizes, self.folders = self._load_cache_index()
+        self.ended_at: dt.datetime | None = None
+        self.error: str | None = None
+
+    # -- selection --------------------------------------------------------------------------
+    def _selection(self) -> dict[str, str]:
+        """Return each node's mode: run, forced, cache_only or skip."""
+        import networkx as nx
+
+        g = self.dag.graph
+        base = "forced" if self.plan.refresh else "run"
+        mode = dict.fromkeys(self.dag.nodes, base)
+        if self.plan.only is not None:
+            mode = dict.fromkeys(self.dag.nodes, "skip")
+            for up in nx.ancestors(g, self.plan.only):
+                mode[up] = "cache_only"
+            mode[self.plan.only] = "forced"
+        elif self.plan.from_step is not None:
+            for down in nx.descendants(g, self.plan.from_step) | {self.plan.from_step}:
+                mode[down] = "forced"
+        return mode
+
+    # -- the cache index ----------------------------------------------------------------------
+    def _load_cache_index(
+        self,
+    ) -> tuple[dict[str, _CacheEntry], dict[str, int], dict[str, list[str]]]:
+        steps = sorted({n.name for n in self.dag.nodes.values() if n.kind == "step"})
+        index: dict[str, _CacheEntry] = {}
+        sizes: dict[str, int] = {}
+        folders: dict[str, list[str]] = {}
+        with self.catalog.read() as conn:
+            rows = conn.execute(
+                sa.select(
+                    pipeline_cache.c.key,
+                    pipeline_cache.c.output_digest,
+                    pipeline_cache.c.output_kind,
+                    pipeline_cache.c.created_at,
+                    pipeline_cache.c.execution_id,
+                    artifacts.c.size,
+                )
+                .select_from(
+                    pipeline_cache.outerjoin(
+                        artifacts, artifacts.c.digest == pipeline_cache.c.output_digest
+                    )
+                )
+                .where(pipeline_cache.c.project == self.project, pipeline_cache.c.step.in_(steps))
+            ).all()
+            for r in rows:
+                index[r.key] = _CacheEntry(
+                    r.output_digest, r.output_kind, r.created_at, r.execution_id
+                )
+                if r.output_digest is not None and r.size is not None:
+                    sizes[r.output_digest] = int(r.size)
+            digests = sorted(sizes | {s.digest: 0 for s in self.plan.reuse.values() if s.digest})
+            for i in range(0, len(digests), 500):
+                for entry in conn.execute(
+                    sa.select(artifact_entries.c.digest, artifact_entries.c.folder).where(
+                        artifact_entries.c.digest.in_(digests[i : i + 500])
+                    )
+                ):
+                    folders.setdefault(entry.digest, []).append(entry.folder)
+            if self.plan.reuse:
+                for art in conn.execute(
+                    sa.select(artifacts.c.digest, artifacts.c.size).where(
+                        artifacts.c.digest.in_(digests)
+                    )
+                ):
+                    sizes[art.digest] = int(art.size)
+        return index, sizes, folders
+
+    def _usable(self, digest: str) -> str | None:
+        """Return why a stored output cannot be reused, or None if it can."""
+        size = self.sizes.get(digest)
+        info = self.s.artifacts.blobs.info(blob_key(digest))
+        if size is None or info is None or info.size != size:
+            return "the cached output's payload is missing or damaged"
+        if not any(self.s.can("artifact:read", f) for f in self.folders.get(digest, ())):
+            return "the cached output is in no folder this run may read"
+        return None
+
+    def _lookup(self, node: Node, key: CacheKey) -> tuple[Stored | None, str]:
+        assert node.step is not None
+        options = node.step.options
+        reused = self.plan.reuse.get(key.digest)
+        if (
+            reused is not None
+            and self.mode[node.name] != "forced"
+            and (reused.digest is None or self._usable(reused.digest) is None)
+        ):
+            return reused, "hit: reused from the execution being retried"
+        if self.mode[node.name] == "forced":
+            return None, "forced: refresh requested"
+        if not options.cache:
+            return None, "forced: the step has cache=False"
+        entry = self.index.get(key.digest)
+        if entry is None:
+            return None, "miss: no earlier result with this key in the project"
+        if options.cache_expiry is not None:
+            created = as_utc(entry.created_at)
+            if created is not None and now_utc() - created > options.cache_expiry:
+                return None, "miss: the cached result expired"
+        if entry.digest is None:
+            return Stored(digest=None, kind="none"), f"hit: from execution {entry.execution_id}"
+        problem = self._usable(entry.digest)
+        if problem is not None:
+            return None, f"miss: {problem} (recomputed)"
+        kind: Any = entry.kind
+        return Stored(digest=entry.digest, kind=kind), f"hit: from execution {entry.execution_id}"
+
+    # -- keys ----------------------------------------------------------------------------------
+    def _key_form(self, value: Any) -> Any:
+        if isinstance(value, Output):
+            stored = self.state[value.node].stored
+            assert stored is not None
+            return {"artifact": stored.digest, "kind": stored.kind}
+        if isinstance(value, Get):
+            root, keys = value.path()
+            if isinstance(root, Output):
+                return {"get": list(keys), "of": self._key_form(root)}
+        if isinstance(value, Expr):
+            return canonical(value.evaluate(self._resolve))
+        if isinstance(value, list | tuple):
+            return [self._key_form(v) for v in value]
+        if isinstance(value, dict) and any(True for _ in exprs_in(value)):
+            return {"dict": {str(k): self._key_form(v) for k, v in value.items()}}
+        return canonical(value)
+
+    def _key(self, node: Node) -> tuple[CacheKey | None, str | None]:
+        assert node.step is not None
+        fn = node.step.fn
+        code = self.fingerprints.get(id(fn))
+        if code is None:
+            code = self.fingerprints[id(fn)] = fingerprint(fn)
+        params: dict[str, Any] = {}
+        inputs: dict[str, Any] = {}
+        for arg, value in node.args.items():
+            reads_output = any(isinstance(r, Output) for e in exprs_in(value) for r in e.roots())
+            try:
+                form = self._key_form(value)
+            except Unhashable as exc:
+                return None, (
+                    f"forced: the argument {arg!r} (a {exc.what}) has no canonical form, so "
+                    "no cache key"
+                )
+            (inputs if reads_output else params)[arg] = form
+        key = make_key(function=function_id(fn), code=code, params=params, inputs=inputs)
+        return key, None
+
+    # -- values --------------------------------------------------------------------------------
+    def _resolve(self, ref: Output | ParamRef) -> Any:
+        if isinstance(ref, ParamRef):
+            return self.params[ref.name]
+        st = self.state[ref.node]
+        with st.lock:
+            if st.value is _UNSET:
+                assert st.stored is not None
+                try:
+                    st.value = load_output(self.s, st.stored)
+                except IntegrityError:
+                    if st.key is not None:
+                        self.bad_keys.add(st.key.digest)  # never reuse it again
+                    raise
+            return st.value
+
+    def _attempt(self, node: Node) -> _Outcome:
+        """Run one attempt of a step (on an executor's worker); never raises."""
+        assert node.step is not None
+        with step_output() as buffer:
+            try:
+                arguments = OrderedDict(
+                    (k, evaluate(v, self._resolve)) for k, v in node.args.items()
+                )
+                if node.step.wants_session:
+                    arguments[SESSION_PARAMETER] = self.s
+                bound = inspect.BoundArguments(node.step.signature, arguments)
+                result = node.step.fn(*bound.args, **bound.kwargs)
+                value, stored = store_output(self.s, result, folder=self.folder, step=node.name)
+            except BaseException as exc:
+                return _Outcome(
+                    ok=False, error=exc, tb=traceback.format_exc(), logs=buffer.getvalue()
+                )
+            return _Outcome(ok=True, value=value, stored=stored, logs=buffer.getvalue())
+
+    # -- settling --------------------------------------------------------------------------------
+    def _finish(
+        self,
+        name: str,
+        status: StepStatus,
+        *,
+        note: str | None = None,
+        error: str | None = None,
+        tb: str | None = None,
+    ) -> None:
+        st = self.state[name]
+        st.status = status
+        st.ended = now_utc() if st.started is not None else None
+        if note is not None:
+            st.note = note
+        if error is not None:
+            st.error = error
+        st.tb = tb if tb is not None else st.tb
+        st.deadline = None
+        self.dirty.add(name)
+        self.open -= 1
+        ready = deque([name])
+        while ready:
+            done = ready.popleft()
+            for child in sorted(self.dag.graph.successors(done)):
+                self.waiting[child] -= 1
+                if self.waiting[child] == 0:
+                    self._settle(child)
+
+    def _settle(self, name: str) -> None:
+        node = self.dag.nodes[name]
+        deps = sorted(self.dag.graph.predecessors(name))
+        broken = [d for d in deps if self.state[d].status in _BROKEN]
+        if broken:
+            self._finish(
+                name,
+                StepStatus.UPSTREAM_FAILED,
+                error=f"not run: the upstream step {broken[0]!r} did not succeed",
+            )
+            return
+        skipped = [d for d in deps if self.state[d].status is StepStatus.SKIPPED]
+        if skipped:
+            self._finish(name, StepStatus.SKIPPED, note=f"upstream step {skipped[0]!r} skipped")
+            return
+        if self.mode[name] == "skip":
+            self._finish(name, StepStatus.SKIPPED, note="not selected")
+            return
+        try:
+            for condition, wanted in node.guards:
+                outcome = bool(condition.evaluate(self._resolve))
+                if outcome != wanted:
+                    self._finish(
+                        name,
+                        StepStatus.SKIPPED,
+                        note=f"condition {condition.describe()} is {outcome}",
+                    )
+                    return
+            if node.kind == "fail":
+                values = {k: evaluate(v, self._resolve) for k, v in node.args.items()}
+                try:
+                    message = node.message.format(**values)
+                except (KeyError, IndexError, ValueError):
+                    message = node.message
+                st = self.state[name]
+                st.started = now_utc()
+                self._finish(name, StepStatus.FAILED, error=message, note="fail step reached")
+                return
+            key, forced = self._key(node)
+        except TrivetError as exc:
+            self._finish(name, StepStatus.FAILED, error=f"{type(exc).__name__}: {exc}")
+            return
+        st = self.state[name]
+        st.key = key
+        stored, note = (None, forced or "") if key is None else self._lookup(node, key)
+        st.note = note
+        if stored is not None:
+            st.stored, st.hit = stored, True
+            st.started = now_utc()
+            if stored.digest is not None:
+                self.links.append((stored.digest, name))
+                self._lineage(name, stored, produced=False)
+            self._finish(name, StepStatus.SUCCEEDED)
+            return
+        if self.mode[name] == "cache_only":
+            self._finish(
+                name,
+                StepStatus.FAILED,
+                error=f"step {name!r} has no cached result to run {self.plan.only!r} alone on",
+                note=note,
+            )
+            return
+        self._submit(name)
+
+    def _submit(self, name: str) -> None:
+        node = self.dag.nodes[name]
+        assert node.step is not None
+        st = self.state[name]
+        st.attempts += 1
+        st.attempt_id += 1
+        st.status = StepStatus.RUNNING
+        if st.started is None:
+            st.started = now_utc()
+        self.dirty.add(name)
+        attempt = st.attempt_id
+        future = self.executor.submit(functools.partial(self._attempt, node))
+        st.future = future
+        timeout = node.step.options.timeout
+        st.deadline = time.monotonic() + timeout if timeout is not None else None
+        future.add_done_callback(lambda f: self.done.put((name, attempt, f)))
+
+    def _handle(self, name: str, attempt: int, future: Future[Any]) -> None:
+        st = self.state[name]
+        if attempt != st.attempt_id or st.status is not StepStatus.RUNNING:
+            return  # a late answer from an attempt that timed out
+        try:
+            outcome: _Outcome = future.result()
+        except BaseException as exc:  # the executor itself failed
+            outcome = _Outcome(ok=False, error=exc, tb=traceback.format_exc())
+        st.logs += outcome.logs
+        if outcome.ok:
+            st.value, st.stored = outcome.value, outcome.stored
+            assert st.stored is not None
+            if st.key is not None:
+                self.cache_rows.append(self._cache_row(name, st.key, st.stored))
+            self._lineage(name, st.stored, produced=True)
+            self._finish(name, StepStatus.SUCCEEDED)
+        else:
+            assert outcome.error is not None
+            self._failed_attempt(name, outcome.error, outcome.tb)
+
+    def _failed_attempt(self, name: str, error: BaseException, tb: str | None) -> None:
+        node = self.dag.nodes[name]
+        assert node.step is not None
+        options = node.step.options
+        st = self.state[name]
+        text = f"{type(error).__name__}: {error}"
+        if st.attempts <= options.retries and isinstance(error, options.retry_on):
+            delay = options.backoff * 2 ** (st.attempts - 1)
+            st.logs += f"[trivet] attempt {st.attempts} failed ({text}); retry in {delay:g} s\n"
+            st.deadline = None
+            heapq.heappush(self.retries, (time.monotonic() + delay, st.attempt_id, name))
+            return
+        self._finish(name, StepStatus.FAILED, error=text, tb=tb)
+
+    def _expire(self) -> None:
+        now = time.monotonic()
+        for name, st in self.state.items():
+            if st.deadline is not None and st.deadline <= now and st.status is StepStatus.RUNNING:
+                node = self.dag.nodes[name]
+                assert node.step is not None and st.future is not None
+                self.executor.abandon(st.future)
+                st.deadline = None
+                st.attempt_id += 1  # ignore the attempt's late answer
+                timeout = node.step.options.timeout or 0.0
+                error = StepTimeout(
+                    f"Step {name!r} ran longer than its timeout of {timeout:g} s.",
+                    hint="raise timeout= on the step, or make it faster",
+                )
+                self._failed_attempt(name, error, None)
+
+    def _due_retries(self) -> None:
+        now = time.monotonic()
+        while self.retries and self.retries[0][0] <= now:
+            _, _, name = heapq.heappop(self.retries)
+            if self.state[name].status is StepStatus.RUNNING:
+                self._submit(name)
+
+    # -- records ------------------------------------------------------------------------------
+    def _cache_row(self, name: str, key: CacheKey, stored: Stored) -> dict[str, Any]:
+        node = self.dag.nodes[name]
+        assert node.step is not None
+        return {
+            "project": self.project,
+            "key": key.digest,
+            "step": name,
+            "function": function_id(node.step.fn),
+            "components": dict(key.components),
+            "output_digest": stored.digest,
+            "output_kind": stored.kind,
+            "execution_id": self.eid,
+            "created_at": now_utc(),
+        }
+
+    def _lineage(self, name: str, stored: Stored, *, produced: bool) -> None:
+        if stored.digest is None:
+            return
+        artifact = LineageNode(kind="artifact", id=stored.digest)
+        execution = LineageNode(kind="execution", id=self.folder)
+        step_node = LineageNode(kind="step", id=f"{self.folder}/{name}")
+        self.edges.append((execution, artifact, "produced" if produced else "reused"))
+        self.edges.append((step_node, artifact, "output"))
+
+    def _inputs_lineage(self) -> None:
+        """Add artifact → step edges for every step that ran on upstream artifacts."""
+        for name, st in self.state.items():
+            if st.status is not StepStatus.SUCCEEDED or st.hit:
+                continue
+            for dep in sorted(self.dag.graph.predecessors(name)):
+                stored = self.state[dep].stored
+                if stored is not None and stored.digest is not None:
+                    self.edges.append(
+                        (
+                            LineageNode(kind="artifact", id=stored.digest),
+                            LineageNode(kind="step", id=f"{self.folder}/{name}"),
+                            "input",
+                        )
+                    )
+
+    def _step_row(self, name: str) -> dict[str, Any]:
+        st = self.state[name]
+        logs = st.logs if len(st.logs) <= LOG_LIMIT else st.logs[-LOG_LIMIT:]
+        return {
+            "b_eid": self.eid,
+            "b_step": name,
+            "status": st.status.value,
+            "attempts": st.attempts,
+            "cache_hit": st.hit,
+            "cache_key": st.key.digest if st.key is not None else None,
+            "cache_note": st.note,
+            "output_digest": st.stored.digest if st.stored is not None else None,
+            "output_kind": st.stored.kind if st.stored is not None else None,
+            "started_at": st.started,
+            "ended_at": st.ended,
+            "logs": logs,
+            "error": st.error,
+            "traceback": st.tb,
+        }
+
+    def flush(self, *, status: ExecutionStatus | None = None, error: str | None = None) -> None:
+        """Write the buffered records (and, with ``status``, end the execution)."""
+        rows = [self._step_row(n) for n in sorted(self.dirty)]
+        now = now_utc()
+        with self.catalog.write() as conn:
+            if rows:
+                t = pipeline_step_runs
+                conn.execute(
+                    sa.update(t)
+                    .where(
+                        t.c.execution_id == sa.bindparam("b_eid"),
+                        t.c.step == sa.bindparam("b_step"),
+                    )
+                    .values({k: sa.bindparam(k) for k in rows[0] if not k.startswith("b_")}),
+                    rows,
+                )
+            if self.cache_rows:  # a key written again (refresh) replaces its entry
+                keys = sorted({row["key"] for row in self.cache_rows})
+                conn.execute(
+                    sa.delete(pipeline_cache).where(
+                        pipeline_cache.c.project == self.project, pipeline_cache.c.key.in_(keys)
+                    )
+                )
+                unique = {row["key"]: row for row in self.cache_rows}
+                conn.execute(sa.insert(pipeline_cache), list(unique.values()))
+            if self.bad_keys:
+                conn.execute(
+                    sa.delete(pipeline_cache).where(
+                        pipeline_cache.c.project == self.project,
+                        pipeline_cache.c.key.in_(sorted(self.bad_keys)),
+                    )
+                )
+            for digest, name in self.links:
+                insert_entry(self.s, conn, folder=self.folder, digest=digest, label=name)
+            for src, dst, relation in self.edges:
+                insert_edge(self.s, conn, src, dst, relation)
+            values: dict[str, Any] = {"heartbeat_at": now}
+            if status is not None:
+                values.update(status=status.value, ended_at=now, error=error)
+            conn.execute(
+                sa.update(pipeline_executions)
+                .where(pipeline_executions.c.id == self.eid)
+                .values(**values)
+            )
+            if status is not None:
+                if self.run_token_id is not None:
+                    conn.execute(
+                        sa.update(tokens)
+                        .where(tokens.c.id == self.run_token_id, tokens.c.revoked_at.is_(None))
+                        .values(revoked_at=now)
+                    )
+                    bump_epoch(conn, self.catalog)
+                self.s.record(
+                    conn,
+                    action="pipeline:finish",
+                    resource=f"{self.project}/pipelines/{self.dag.pipeline}",
+                    outcome="ok" if status is ExecutionStatus.SUCCEEDED else "failed",
+                    detail={"execution": self.eid, "status": status.value},
+                )
+        self.dirty.clear()
+        self.cache_rows.clear()
+        self.bad_keys.clear()
+        self.links.clear()
+        self.edges.clear()
+        self.last_flush = time.monotonic()
+
+    def _pending_records(self) -> bool:
+        return bool(self.dirty or self.cache_rows or self.links or self.edges or self.bad_keys)
+
+    # -- the loop ---------------------------------------------------------------------------------
+    def _wakeup(self) -> float:
+        now = time.monotonic()
+        times = [self.last_flush + HEARTBEAT.total_seconds()]
+        if self._pending_records():
+            times.append(self.last_flush + FLUSH_INTERVAL)
+        times += [st.deadline for st in self.state.values() if st.deadline is not None]
+        if self.retries:
+            times.append(self.retries[0][0])
+        return max(0.0, min(times) - now)
+
+    def run(self) -> ExecutionStatus:
+        """Run the execution to its end; return its status (records are written)."""
+        error: str | None = None
+        try:
+            with capturing():
+                for name in list(self.dag.nodes):
+                    if self.waiting[name] == 0 and self.state[name].status is StepStatus.PENDING:
+                        self._settle(name)
+                while self.open > 0:
+                    running = any(st.status is StepStatus.RUNNING for st in self.state.values())
+                    if not running and not self.retries:
+                        raise RuntimeError("the engine has nothing to wait for")  # a bug
+                    try:
+                        item: tuple[str, int, Future[Any]] | None = self.done.get(
+                            timeout=self._wakeup()
+                        )
+                    except queue.Empty:
+                        item = None
+                    while item is not None:
+                        self._handle(*item)
+                        try:
+                            item = self.done.get_nowait()
+                        except queue.Empty:
+                            item = None
+                    self._expire()
+                    self._due_retries()
+                    if time.monotonic() - self.last_flush >= FLUSH_INTERVAL and (
+                        self._pending_records()
+                        or time.monotonic() - self.last_flush >= HEARTBEAT.total_seconds()
+                    ):
+                        self.flush()
+        except BaseException as exc:  # record what we can, then let it through
+            error = f"the engine stopped: {type(exc).__name__}: {exc}"
+            for name, st in self.state.items():
+                if st.status not in _TERMINAL:
+                    st.status = StepStatus.INTERRUPTED
+                    self.dirty.add(name)
+            self._inputs_lineage()
+            self.flush(status=ExecutionStatus.INTERRUPTED, error=error)
+            raise
+        finally:
+            self.executor.close()
+        self._inputs_lineage()
+        failed = [n for n, st in self.state.items() if st.status is StepStatus.FAILED]
+        status = ExecutionStatus.FAILED if failed else ExecutionStatus.SUCCEEDED
+        if failed:
+            first = self.state[failed[0]]
+            error = f"step {failed[0]!r} failed: {first.error}"
+        self.flush(status=status, error=error)
+        self.ended_at, self.error = now_utc(), error
+        return status
+
+    def step_runs(self) -> tuple[StepRun, ...]:
+        """Return the steps as recorded (without reading them back)."""
+        out = []
+        for name, st in self.state.items():
+            row = self._step_row(name)
+            out.append(
+                StepRun(
+                    name=name,
+                    status=st.status,
+                    attempts=st.attempts,
+                    cache_hit=st.hit,
+                    cache_key=row["cache_key"],
+                    cache_note=st.note,
+                    output_digest=row["output_digest"],
+                    output_kind=row["output_kind"],
+                    started_at=st.started,
+                    ended_at=st.ended,
+                    logs=row["logs"],
+                    error=st.error,
+                    traceback=st.tb,
+                )
+            )
+        return tuple(out)
