@@ -292,3 +292,199 @@ def delete(
     _store(ctx).delete_record(name, record_id, hard=hard)
     what = "Erased every version of" if hard else "Deleted (tombstoned)"
     _note(f"{what} record {record_id!r} in {name!r}.")
+
+
+# -- training sets and SQL -----------------------------------------------------------------
+_SHOWN_ROWS = 100
+_ZONED = r"(?:[zZ]|[+-]\d\d:?\d\d)\s*$"
+
+
+def _parse_time(value: str | None, option: str) -> dt.datetime | None:
+    from trivet.errors import ValidationError
+
+    if value is None:
+        return None
+    try:
+        parsed = dt.datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise ValidationError(
+            f"{option} {value!r} is not an ISO 8601 time.", hint="e.g. 2024-06-01T00:00:00Z"
+        ) from exc
+    if parsed.tzinfo is None:
+        raise ValidationError(
+            f"{option} {value!r} has no time zone; it would be ambiguous.",
+            hint=f"add one, e.g. {value}Z",
+        )
+    return parsed
+
+
+def _key_columns(
+    store: FeatureStore, features: Sequence[str], entity_key: str | None
+) -> dict[str, str]:
+    """Map each entity key column to the type of the record ids it holds (for CSV)."""
+    groups = dict.fromkeys(f.split(":", 1)[0].strip() for f in features if ":" in f)
+    columns: dict[str, str] = {}
+    for name in groups:
+        group = store.describe(name)
+        column = entity_key or group.record_id
+        columns[column] = "int" if group.record_id_dtype.value == "int" else "str"
+    return columns
+
+
+def _read_entity(path: Path, *, timestamp: str, keys: Mapping[str, str] | None = None) -> Any:
+    """Read the entity rows from .parquet, or from .csv (ids as text, zoned times)."""
+    import pandas as pd
+
+    from trivet.errors import ValidationError
+
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".parquet":
+            return pd.read_parquet(path)
+        if suffix != ".csv":
+            raise ValidationError(
+                f"Cannot read entity rows from {str(path)!r}.", hint="use a .parquet or .csv file"
+            )
+        text = {c: str for c, kind in (keys or {}).items() if kind == "str"}
+        frame = pd.read_csv(path, dtype={**text, timestamp: str}, keep_default_na=True)
+    except (OSError, ValueError) as exc:
+        raise ValidationError(f"Cannot read {str(path)!r}: {exc}.") from exc
+    for column, kind in (keys or {}).items():
+        if kind == "int" and column in frame.columns:
+            frame[column] = frame[column].astype("Int64")
+    if timestamp in frame.columns:
+        raw = frame[timestamp]
+        naive = raw.notna() & ~raw.astype(str).str.contains(_ZONED, regex=True)
+        if naive.any():
+            first = int(naive.to_numpy().nonzero()[0][0])
+            raise ValidationError(
+                f"The entity time {raw.iloc[first]!r} (row {first} of {str(path)!r}) has no "
+                "time zone; it would be ambiguous.",
+                hint="write times with Z or +hh:mm, e.g. 2024-06-01T00:00:00Z",
+            )
+        try:
+            frame[timestamp] = pd.to_datetime(raw, utc=True, format="ISO8601")
+        except ValueError as exc:
+            raise ValidationError(
+                f"The entity column {timestamp!r} of {str(path)!r} holds a value that is not "
+                f"an ISO 8601 time: {exc}."
+            ) from exc
+    return frame
+
+
+def _emit_frame(frame: Any, *, output: Path | None, as_json: bool) -> None:
+    """Write a DataFrame to a file (.parquet or .csv), as JSON, or as a table."""
+    from trivet.errors import ValidationError
+
+    if output is not None:
+        suffix = output.suffix.lower()
+        if suffix not in (".parquet", ".csv"):
+            raise ValidationError(
+                f"Cannot write {str(output)!r}.", hint="name a .parquet or .csv file"
+            )
+        try:
+            if suffix == ".parquet":
+                frame.to_parquet(output, index=False)
+            else:
+                frame.to_csv(output, index=False, date_format="%Y-%m-%dT%H:%M:%S.%fZ")
+        except OSError as exc:
+            raise ValidationError(f"Cannot write {str(output)!r}: {exc.strerror}.") from exc
+        _note(f"Wrote {len(frame)} rows to {str(output)!r}.")
+        return
+    if as_json:
+        typer.echo(frame.to_json(orient="records", date_format="iso", date_unit="us"))
+        return
+    shown = frame.head(_SHOWN_ROWS)
+    _table(
+        ([None if _is_missing(v) else v for v in row] for row in shown.itertuples(index=False)),
+        [str(c) for c in frame.columns],
+    )
+    if len(frame) > _SHOWN_ROWS:
+        _note(f"… and {len(frame) - _SHOWN_ROWS} more rows; use --output FILE or --json.")
+
+
+def _is_missing(value: Any) -> bool:
+    import pandas as pd
+
+    try:
+        return bool(pd.isna(value))
+    except (TypeError, ValueError):  # lists and arrays
+        return False
+
+
+@app.command("dataset")
+def dataset(
+    ctx: typer.Context,
+    entity_file: Annotated[
+        Path, typer.Argument(help="Entity rows: .parquet, or .csv with zoned times.")
+    ],
+    feature: Annotated[
+        list[str],
+        typer.Option("--feature", "-f", help="group:feature or group:* (repeat it)."),
+    ],
+    timestamp: Annotated[
+        str, typer.Option("--timestamp", "-t", help="The entity column holding each row's time.")
+    ],
+    entity_key: Annotated[
+        str | None,
+        typer.Option(
+            "--entity-key", help="The entity column holding record ids (default: each group's)."
+        ),
+    ] = None,
+    as_of: Annotated[
+        str | None,
+        typer.Option("--as-of", help="Time travel: what had been written by then (ISO 8601)."),
+    ] = None,
+    created_cutoff: Annotated[
+        bool, typer.Option("--created-cutoff", help="Only rows written by each entity time.")
+    ] = False,
+    include_deleted: Annotated[
+        bool,
+        typer.Option("--include-deleted", help="Ignore soft deletes (values before a delete)."),
+    ] = False,
+    save: Annotated[
+        str | None,
+        typer.Option("--save", help="Store the result as dataset NAME (artifact + lineage) too."),
+    ] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write a .parquet or .csv file.")
+    ] = None,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Build a point-in-time training set: each entity row with the features as of its time."""
+    store = _store(ctx)
+    keys = (
+        _key_columns(store, feature, entity_key) if entity_file.suffix.lower() == ".csv" else None
+    )
+    entity = _read_entity(entity_file, timestamp=timestamp, keys=keys)
+    frame = store.build_dataset(
+        entity,
+        feature,
+        timestamp=timestamp,
+        entity_key=entity_key,
+        as_of=_parse_time(as_of, "--as-of"),
+        created_cutoff=created_cutoff,
+        include_deleted=include_deleted,
+        dataset_name=save,
+    )
+    if save is not None:
+        _note(f"Saved dataset {save!r}: {frame.attrs['trivet.dataset']}")
+    _emit_frame(frame, output=output, as_json=as_json)
+
+
+@app.command("sql")
+def sql(
+    ctx: typer.Context,
+    query: Annotated[str, typer.Argument(help="One SELECT; each feature group is a table.")],
+    as_of: Annotated[
+        str | None,
+        typer.Option("--as-of", help="Time travel: the tables as they were then (ISO 8601)."),
+    ] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write a .parquet or .csv file.")
+    ] = None,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Query the offline tables you may read with SQL (DuckDB), read-only."""
+    frame = _store(ctx).sql(query, as_of=_parse_time(as_of, "--as-of"))
+    _emit_frame(frame, output=output, as_json=as_json)

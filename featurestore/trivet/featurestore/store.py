@@ -9,7 +9,8 @@ create_group, add_features                  ``feature:create``
 describe, list_groups, search               ``feature:describe``
 ingest, put_record, delete_record (soft)    ``feature:write``
 get_record, batch_get_record                ``feature:read_online``
-offline_table                               ``feature:read_offline``
+offline_table, build_dataset, latest_rows,  ``feature:read_offline``
+sql (the groups it sees)
 delete_group, delete_record(hard=True)      ``feature:delete``
 ==========================================  ===========================
 
@@ -35,7 +36,8 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from trivet.errors import AlreadyExists, ValidationError, did_you_mean
+from trivet.errors import AlreadyExists, ValidationError
+from trivet.featurestore import records
 from trivet.featurestore._codec import Codec, record_key
 from trivet.featurestore.definitions import (
     Dtype,
@@ -53,7 +55,7 @@ from trivet.featurestore.ingest import (
     validate,
 )
 from trivet.featurestore.offline import DeltaOfflineStore
-from trivet.featurestore.online import OnlineRow, OnlineStore, open_online_store
+from trivet.featurestore.online import OnlineStore, open_online_store
 from trivet.platform.catalog import now_utc
 from trivet.platform.catalog._catalog import as_utc
 from trivet.platform.catalog.schema import (
@@ -71,6 +73,7 @@ if TYPE_CHECKING:
     import pandas as pd
     import pyarrow as pa
 
+    from trivet.featurestore.datasets import Output
     from trivet.platform.session import Session
 
 __all__ = ["FeatureStore", "SearchHit"]
@@ -660,12 +663,7 @@ class FeatureStore:
         time is older than ``now - ttl``. The result holds the record id, the event time
         and the features (only ``features`` if given). Needs ``feature:read_online``.
         """
-        self._require("feature:read_online", name)
-        group, codec = self._load(name)
-        self._check_features(group, features)
-        _, key = record_key(group, record_id)
-        row = self.online.read(group.id, [key])[0]
-        return self._decode(group, codec, row, features, self._oldest(group))
+        return records.get_record(self, name, record_id, features=features)
 
     def batch_get_record(
         self, requests: Mapping[str, Sequence[object]] | Sequence[tuple[str, object]]
@@ -682,70 +680,7 @@ class FeatureStore:
             For a mapping, ``{group: [record or None, ...]}`` in the ids' order; for a
             list of pairs, a list of records or None in the pairs' order.
         """
-        if isinstance(requests, Mapping):
-            pairs = [(g, rid) for g, ids in requests.items() for rid in ids]
-        else:
-            pairs = []
-            for item in requests:
-                if not (isinstance(item, tuple) and len(item) == 2):
-                    raise ValidationError(
-                        f"batch_get_record takes (group, record id) pairs, got {item!r}."
-                    )
-                pairs.append(item)
-        names = list(dict.fromkeys(g for g, _ in pairs))
-        for name in names:
-            self._require("feature:read_online", name)
-        results: dict[tuple[str, int], dict[str, Any] | None] = {}
-        for name in names:
-            group, codec = self._load(name)
-            oldest = self._oldest(group)
-            positions = [i for i, (g, _) in enumerate(pairs) if g == name]
-            keys = [record_key(group, pairs[i][1])[1] for i in positions]
-            rows = self.online.read(group.id, keys)
-            for i, row in zip(positions, rows, strict=True):
-                results[(name, i)] = self._decode(group, codec, row, None, oldest)
-        ordered = [results[(g, i)] for i, (g, _) in enumerate(pairs)]
-        if not isinstance(requests, Mapping):
-            return ordered
-        out: dict[str, list[dict[str, Any] | None]] = {g: [] for g in requests}
-        for (g, _), record in zip(pairs, ordered, strict=True):
-            out[g].append(record)
-        return out
-
-    @staticmethod
-    def _oldest(group: FeatureGroup) -> int | None:
-        """The oldest event time (µs) still valid under the group's TTL, or None."""
-        if group.ttl is None:
-            return None
-        return int(time.time() * 1_000_000) - group.ttl // dt.timedelta(microseconds=1)
-
-    @staticmethod
-    def _check_features(group: FeatureGroup, features: Sequence[str] | None) -> None:
-        if features is None:
-            return
-        if isinstance(features, str):
-            raise ValidationError("features must be a list of names, not a string.")
-        names = {f.name for f in group.features}
-        for name in features:
-            if name not in names:
-                raise ValidationError(
-                    f"Feature group {group.name!r} has no feature {name!r}.",
-                    hint=did_you_mean(name, names),
-                )
-
-    @staticmethod
-    def _decode(
-        group: FeatureGroup,
-        codec: Codec,
-        row: OnlineRow | None,
-        features: Sequence[str] | None,
-        oldest: int | None,
-    ) -> dict[str, Any] | None:
-        if row is None or row.payload is None:
-            return None
-        if oldest is not None and row.event_time < oldest:
-            return None
-        return codec.decode(row, features)
+        return records.batch_get_record(self, requests)
 
     # -- the offline table -------------------------------------------------------------
     def offline_table(self, name: str, *, as_of: int | dt.datetime | None = None) -> pa.Table:
@@ -758,3 +693,141 @@ class FeatureStore:
         self._require("feature:read_offline", name)
         group, _ = self._load(name)
         return self.offline.read(group, as_of=as_of)
+
+    # -- training sets and SQL (in datasets.py and sql.py) -----------------------------
+    def build_dataset(
+        self,
+        entity: pd.DataFrame | pa.Table,
+        features: Sequence[str],
+        *,
+        timestamp: str,
+        entity_key: str | Mapping[str, str] | None = None,
+        created_cutoff: bool = False,
+        as_of: dt.datetime | None = None,
+        include_deleted: bool = False,
+        event_time_range: tuple[dt.datetime | None, dt.datetime | None] | None = None,
+        include_match_times: bool = False,
+        to: Output = "pandas",
+        dataset_name: str | None = None,
+    ) -> pd.DataFrame | pa.Table:
+        """Return a point-in-time training set: each entity row joined to the features
+        as they were at the row's time.
+
+        For each entity row and each group: the candidates are the group's rows with
+        the row's key and ``entity_ts - ttl <= event_ts <= entity_ts`` (no TTL: no lower
+        bound); the one with the greatest ``(event_ts, __write_time)`` wins and its
+        values are returned as they are; no candidate, or a soft-delete tombstone wins:
+        nulls. Exactly one output row per entity row, in input order, duplicates kept.
+        Needs ``feature:read_offline`` on every group (checked once per group, before
+        any group is looked up; a denial is audited).
+
+        Args:
+            entity: the entity rows (a DataFrame or an Arrow table): keys, a timezone-
+                aware timestamp column, and anything else (labels), kept as given.
+            features: ``"group:feature"`` or ``"group:*"`` (all of a group's features,
+                in definition order) strings; groups in order of first mention.
+            timestamp: the entity column holding each row's time.
+            entity_key: the entity column holding the record id: one name for every
+                group, ``{group: column}``, or None for a column named like each
+                group's record id.
+            created_cutoff: only use rows written by the entity time: what online
+                serving could have seen then.
+            as_of: time travel: only rows committed and stamped by then (the Delta
+                version current at ``as_of``, and ``__write_time <= as_of``).
+            include_deleted: ignore tombstones: a deleted record's values from before
+                the delete are returned.
+            event_time_range: ``(start, end)``, inclusive; None leaves a side open.
+            include_match_times: add ``<group>__event_time`` and ``<group>__write_time``.
+            to: ``"pandas"`` (integers and booleans nullable: ``Int64``, ``boolean``;
+                a DataFrame entity keeps its index and dtypes) or ``"arrow"``.
+            dataset_name: also store the result as an artifact in
+                ``<project>/datasets/<name>`` (needs ``artifact:write`` there), with
+                lineage edges ``feature_group → dataset``; its digest is then in
+                ``df.attrs["trivet.dataset"]`` (Arrow: schema metadata ``trivet.dataset``).
+
+        Returns:
+            A pandas DataFrame (or an Arrow table): the entity's columns, then each
+            group's features (``<group>__<feature>`` when a name clashes).
+
+        Raises:
+            PermissionDenied: a group may not be read offline.
+            FeatureGroupNotFound: a group does not exist.
+            ValidationError: an unknown feature, a group without an offline table, a
+                missing or naive entity column, a key of the wrong type.
+        """
+        from trivet.featurestore.datasets import build_dataset
+
+        return build_dataset(
+            self,
+            entity,
+            features,
+            timestamp=timestamp,
+            entity_key=entity_key,
+            created_cutoff=created_cutoff,
+            as_of=as_of,
+            include_deleted=include_deleted,
+            event_time_range=event_time_range,
+            include_match_times=include_match_times,
+            to=to,
+            dataset_name=dataset_name,
+        )
+
+    def latest_rows(
+        self,
+        name: str,
+        n: int = 1,
+        *,
+        features: Sequence[str] | None = None,
+        as_of: dt.datetime | None = None,
+        include_deleted: bool = False,
+        event_time_range: tuple[dt.datetime | None, dt.datetime | None] | None = None,
+        to: Output = "pandas",
+    ) -> pd.DataFrame | pa.Table:
+        """Return each record's ``n`` most recent rows from the offline table, newest first.
+
+        Each ``(record id, event time)`` counts once (its latest write); rows at or
+        before a record's latest tombstone are left out unless ``include_deleted``.
+        ``as_of`` and ``event_time_range`` as in :meth:`build_dataset`. Needs
+        ``feature:read_offline``.
+
+        Returns:
+            The record id, the event time and the features (all, or ``features``),
+            ordered by record id, then event time descending.
+        """
+        from trivet.featurestore.datasets import latest
+
+        return latest(
+            self,
+            name,
+            n=n,
+            features=features,
+            as_of=as_of,
+            include_deleted=include_deleted,
+            event_time_range=event_time_range,
+            to=to,
+        )
+
+    def sql(
+        self, query: str, *, as_of: dt.datetime | None = None, to: Output = "pandas"
+    ) -> pd.DataFrame | pa.Table:
+        """Run one SQL ``SELECT`` (DuckDB's dialect) over the offline tables you may read.
+
+        Each feature group you may ``feature:read_offline`` is a relation named after
+        it (quote names with ``.`` or ``-``) holding its offline table as it is: every
+        version of every record, tombstones, and the ``__write_time``, ``__deleted``
+        and ``__batch`` columns. Nothing else is reachable: no file, no network, no
+        extension (see :mod:`trivet.featurestore.sql`).
+
+        Args:
+            query: one ``SELECT`` (or ``EXPLAIN``) statement.
+            as_of: each table as it was then (as in :meth:`build_dataset`).
+            to: ``"pandas"`` (integers and booleans nullable) or ``"arrow"``.
+
+        Raises:
+            ValidationError: the query does not parse, names an unknown relation or
+                column, or is not a single ``SELECT``.
+            PermissionDenied: the query tried to read a file or load an extension.
+        """
+        from trivet.featurestore.sql import run_sql
+
+        return run_sql(self, query, as_of=as_of, to=to)

@@ -1,0 +1,1 @@
+"""Example projects that ship with trivet (used by ``trivet quickstart``)."""
