@@ -185,3 +185,26 @@ def test_session_checks_clarify_run(tmp_path: object, df: pd.DataFrame) -> None:
         bob.close()
     finally:
         admin.close()
+
+
+def test_loose_strings_get_a_clear_error_and_a_prediction_column_name_works() -> None:
+    import pandas as pd
+
+    from trivet.clarify import Facet, Label, posttraining_bias, pretraining_bias
+    from trivet.errors import ValidationError
+
+    df = pd.DataFrame(
+        {
+            "y": [1, 0, 1, 0, 1, 0] * 10,
+            "s": ["a", "a", "b", "b", "a", "b"] * 10,
+            "p": [1, 0, 0, 0, 1, 1] * 10,
+        }
+    )
+    with pytest.raises(ValidationError, match="which values count as positive"):
+        pretraining_bias(df, label="y", facet=Facet("s", values=["a"]))  # type: ignore[arg-type]
+    with pytest.raises(ValidationError, match="facet must be a Facet"):
+        pretraining_bias(df, label=Label("y", positive=[1]), facet="s")  # type: ignore[arg-type]
+    report = posttraining_bias(
+        df, label=Label("y", positive=[1]), facet=Facet("s", values=["a"]), prediction="p"
+    )
+    assert report.value("DPPL", "a") is not None

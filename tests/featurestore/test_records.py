@@ -252,3 +252,15 @@ def test_the_feature_store_serves_reads_from_redis(
     store.delete_record("customers", "b")
     assert store.get_record("customers", "b") is None
     store.close()
+
+
+def test_a_repeated_delete_after_a_re_put_deletes_again(customers: FeatureStore) -> None:
+    """Single-record writes are intents of their own, never deduplicated as a batch."""
+    record = {"customer_id": "a", "ts": at(1), "age": 40}
+    customers.put_record("customers", record)
+    customers.delete_record("customers", "a", event_time=at(1))
+    assert customers.get_record("customers", "a") is None
+    customers.put_record("customers", record)
+    assert customers.get_record("customers", "a") is not None
+    customers.delete_record("customers", "a", event_time=at(1))
+    assert customers.get_record("customers", "a") is None

@@ -104,7 +104,7 @@ def posttraining_bias(
     *,
     label: Label,
     facet: Facet | Intersection,
-    prediction: Prediction,
+    prediction: Prediction | str,
     group_variable: str | None = None,
     features: Sequence[str] | None = None,
     metrics: Iterable[str] | None = None,
@@ -159,6 +159,31 @@ def posttraining_bias(
     )
 
 
+def _check_config(
+    label: object, facet: object, prediction: object
+) -> tuple[Label, Facet | Intersection, Prediction | None]:
+    """Refuse loose strings where the configuration must be explicit; a prediction
+    column name alone is unambiguous (it takes the label's rule)."""
+    if not isinstance(label, Label):
+        raise ValidationError(
+            f"label must be a Label, not {label!r}: which values count as positive?",
+            hint=f"e.g. Label({label!r}, positive=[1]) or Label({label!r}, threshold=0.5)",
+        )
+    if not isinstance(facet, Facet | Intersection):
+        raise ValidationError(
+            f"facet must be a Facet or an Intersection, not {facet!r}.",
+            hint=f"e.g. Facet({facet!r}, values=['female']) or Facet({facet!r}) for every group",
+        )
+    if isinstance(prediction, str):
+        prediction = Prediction(prediction)
+    elif prediction is not None and not isinstance(prediction, Prediction):
+        raise ValidationError(
+            f"prediction must be a Prediction or a column name, not {prediction!r}.",
+            hint="e.g. Prediction('pred') or Prediction('score', threshold=0.5)",
+        )
+    return label, facet, prediction
+
+
 def _check_options(
     mode: str, label_distribution: str, smoothing: float, min_group_size: int
 ) -> None:
@@ -188,7 +213,7 @@ def analyze(
     label: Label,
     facet: Facet | Intersection,
     stages: tuple[Stage, ...],
-    prediction: Prediction | None = None,
+    prediction: Prediction | str | None = None,
     group_variable: str | None = None,
     features: Sequence[str] | None = None,
     metrics: Iterable[str] | None = None,
@@ -203,6 +228,7 @@ def analyze(
 ) -> BiasReport:
     """Compute the metrics of ``stages`` (the engine behind the two public functions)."""
     _check_options(mode, label_distribution, divergence_smoothing, min_group_size)
+    label, facet, prediction = _check_config(label, facet, prediction)
     if not isinstance(label, Label):
         raise ValidationError(
             f"label must be a Label, not {type(label).__name__}.",

@@ -167,7 +167,10 @@ def _py_value(value: object, dtype: Dtype) -> object:
             return int(value)
     elif dtype is Dtype.FLOAT:
         if isinstance(value, int | float) and not isinstance(value, bool):
-            return float(value)
+            try:
+                return float(value)
+            except OverflowError:  # an int too large for a float: reported as a bad value
+                pass
         if isinstance(value, str):
             try:
                 return float(value)

@@ -510,7 +510,7 @@ class FeatureStore:
             )
         frame = pd.DataFrame({str(k): pd.Series([v], dtype=object) for k, v in record.items()})
         table = validate(group, frame)
-        return self._write(group, table, action="feature:put_record")
+        return self._write(group, table, action="feature:put_record", single=True)
 
     def delete_record(
         self,
@@ -569,6 +569,7 @@ class FeatureStore:
             action="feature:delete_record",
             deleted=True,
             detail={"record_sha256": digest},
+            single=True,
         )
 
     def _write(
@@ -579,10 +580,19 @@ class FeatureStore:
         action: str,
         deleted: bool = False,
         detail: Mapping[str, Any] | None = None,
+        single: bool = False,
     ) -> IngestReport:
-        """Write a validated batch offline, online and to the catalog (see ``ingest.py``)."""
+        """Write a validated batch offline, online and to the catalog (see ``ingest.py``).
+
+        A batch's id is its content's digest, so ingesting the same batch again is a
+        no-op. A single-record write (``single``: put_record, delete_record) is an
+        intent of its own each time: repeating a delete after a re-put must delete again.
+        """
         rows = table.num_rows
-        batch_id = batch_id_of(group, table, kind="tombstones" if deleted else "rows")
+        kind = "tombstones" if deleted else "rows"
+        if single:
+            kind += f":{uuid.uuid4().hex}"
+        batch_id = batch_id_of(group, table, kind=kind)
         records = distinct_records(group, table)
         with self._s.catalog.read() as conn:
             done = conn.execute(

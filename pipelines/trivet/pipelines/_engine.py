@@ -60,6 +60,7 @@ from trivet.platform.catalog.schema import (
     pipeline_step_runs,
     tokens,
 )
+from trivet.platform.identity import redact
 from trivet.platform.lineage import Node as LineageNode
 from trivet.platform.lineage import insert_edge
 from trivet.platform.permissions import bump_epoch
@@ -319,6 +320,9 @@ class Engine:
                     "no cache key"
                 )
             (inputs if reads_output else params)[arg] = form
+        if node.step.options.cache_per_principal:
+            # a side effect's result stands for a permission: never reuse another's
+            params["__principal__"] = self.s.principal.id
         key = make_key(function=function_id(fn), code=code, params=params, inputs=inputs)
         return key, None
 
@@ -567,7 +571,7 @@ class Engine:
 
     def _step_row(self, name: str) -> dict[str, Any]:
         st = self.state[name]
-        logs = st.logs if len(st.logs) <= LOG_LIMIT else st.logs[-LOG_LIMIT:]
+        logs = redact(st.logs if len(st.logs) <= LOG_LIMIT else st.logs[-LOG_LIMIT:])
         return {
             "b_eid": self.eid,
             "b_step": name,
@@ -581,8 +585,8 @@ class Engine:
             "started_at": st.started,
             "ended_at": st.ended,
             "logs": logs,
-            "error": st.error,
-            "traceback": st.tb,
+            "error": redact(st.error) if st.error else st.error,
+            "traceback": redact(st.tb) if st.tb else st.tb,
         }
 
     def flush(self, *, status: ExecutionStatus | None = None, error: str | None = None) -> None:

@@ -46,6 +46,10 @@ class StepOptions:
         backoff: seconds before the first retry; doubled for each further one.
         timeout: seconds an attempt may run before it counts as failed.
         cache_expiry: cached results older than this are not reused.
+        cache_per_principal: key the cache by the run's principal too, for a step whose
+            result stands for a side effect that needs a permission (registering a
+            model, storing a report): another principal's cached result is never
+            reused, so the step runs — and is authorized — under this run's grants.
     """
 
     name: str
@@ -55,6 +59,7 @@ class StepOptions:
     backoff: float = 1.0
     timeout: float | None = None
     cache_expiry: dt.timedelta | None = None
+    cache_per_principal: bool = False
 
     def __post_init__(self) -> None:
         check_step_name(self.name)
@@ -150,6 +155,7 @@ def step(
     backoff: float = 1.0,
     timeout: float | None = None,
     cache_expiry: dt.timedelta | None = None,
+    cache_per_principal: bool = False,
 ) -> Callable[[Callable[..., Any]], Step]: ...
 
 
@@ -164,6 +170,7 @@ def step(
     backoff: float = 1.0,
     timeout: float | None = None,
     cache_expiry: dt.timedelta | None = None,
+    cache_per_principal: bool = False,
 ) -> Step | Callable[[Callable[..., Any]], Step]:
     """Make a function a pipeline step.
 
@@ -182,6 +189,8 @@ def step(
         timeout: seconds an attempt may run (it is then marked failed; see
             :class:`~trivet.pipelines.StepTimeout`).
         cache_expiry: do not reuse cached results older than this.
+        cache_per_principal: reuse only results computed by the same principal (for
+            steps with side effects that need a permission).
 
     Example:
         >>> @step(retries=2)
@@ -201,6 +210,7 @@ def step(
             backoff=backoff,
             timeout=timeout,
             cache_expiry=cache_expiry,
+            cache_per_principal=cache_per_principal,
         )
         return Step(func, options)
 

@@ -44,7 +44,7 @@ def _prediction_column(frame: pd.DataFrame) -> str:
     return name
 
 
-@step
+@step(cache_per_principal=True)  # its result stands for a stored report
 def bias_check(
     model: Any,
     data: pd.DataFrame,

@@ -57,7 +57,7 @@ def _gate(bias: Mapping[str, Any] | None) -> tuple[str, str | None]:
     return ("passed" if bias["passed"] else "failed"), report
 
 
-@step
+@step(cache_per_principal=True)  # its result stands for a registration
 def register_model(
     model: Any,
     *,

@@ -1,0 +1,66 @@
+"""Cached results never stand in for a permission, and step logs never keep secrets."""
+
+from __future__ import annotations
+
+import trivet
+from trivet.pipelines import Pipelines
+from trivet.platform.settings import Settings
+
+from .conftest import ModuleWriter
+
+SOURCE = """
+from sklearn.linear_model import LogisticRegression
+import pandas as pd
+from trivet.pipelines import pipeline, step
+from trivet.pipelines.steps import register_model, train
+
+
+@step
+def data() -> pd.DataFrame:
+    return pd.DataFrame({"x": [0.0, 1.0, 2.0, 3.0, 4.0, 5.0], "y": [0, 0, 0, 1, 1, 1]})
+
+
+@step
+def noisy() -> dict:
+    print("connecting with trv_usr_" + "A" * 40 + "_abcdef")
+    return {"ok": True}
+
+
+@pipeline
+def side_effects_{u}() -> None:
+    model = train(data(), estimator=LogisticRegression(), label="y")
+    register_model(model, name="m-{u}")
+    noisy()
+"""
+
+
+def test_a_cached_registration_does_not_stand_in_for_a_denied_one(
+    admin: trivet.Session, workspace: Settings, user_modules: ModuleWriter
+) -> None:
+    module = user_modules("side_effects", SOURCE)
+    flow = getattr(module, f"side_effects_{user_modules.suffix}")  # type: ignore[attr-defined]
+    first = Pipelines(admin).run(flow)
+    assert first.status == "succeeded"
+
+    admin.identity.create_user("bob")
+    admin.access.grant("bob", "data_scientist", "default/*")
+    admin.access.grant("bob", "model:register", "default/models/*", deny=True)
+    bob = trivet.connect(workspace.workspace, token=admin.identity.create_token("bob").secret)
+    second = Pipelines(bob).run(flow)
+    register = second.step("register_model")
+    assert second.step("train").cache_hit  # plain computations are shared
+    assert not register.cache_hit
+    assert register.status.value == "failed" and "model:register" in (register.error or "")
+    assert [v.version for v in admin.registry.versions(f"m-{user_modules.suffix}")] == [1]  # type: ignore[attr-defined]
+
+
+def test_step_logs_are_stored_with_tokens_redacted(
+    admin: trivet.Session, user_modules: ModuleWriter
+) -> None:
+    module = user_modules("side_effects", SOURCE)
+    flow = getattr(module, f"side_effects_{user_modules.suffix}")  # type: ignore[attr-defined]
+    pl = Pipelines(admin)
+    run = pl.run(flow)
+    logs = pl.logs(run.id, "noisy")["noisy"]
+    assert "connecting with trv_usr" in logs
+    assert "A" * 40 not in logs and "redacted" in logs
