@@ -21,7 +21,7 @@ from trivet._cli import lineage as lineage_cli
 from trivet._cli import models as models_cli
 from trivet._cli import project as project_cli
 from trivet._cli.context import configure, session
-from trivet._cli.output import JSON_OPTION, emit_json, err, note, tagged
+from trivet._cli.output import JSON_OPTION, emit_json, note, tagged
 from trivet.errors import TrivetError
 
 __all__ = ["app", "main"]
@@ -160,7 +160,7 @@ def main() -> None:
     try:
         app()
     except KeyboardInterrupt:
-        err.print("[red]interrupted[/red]")
+        tagged("interrupted", "red", "")
         sys.exit(130)
 
 

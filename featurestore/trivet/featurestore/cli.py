@@ -12,16 +12,15 @@ its own two output helpers (JSON and a table).
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
-import enum
 import json
-import sys
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+
+from trivet.platform.console import emit_json, note, plain, table
 
 if TYPE_CHECKING:
     from trivet.featurestore.store import FeatureStore
@@ -45,47 +44,6 @@ def _store(ctx: typer.Context) -> FeatureStore:
     settings = load_settings(params.get("workspace"))
     session = open_session(settings, params.get("token"), Session, project=params.get("project"))
     return FeatureStore(session)
-
-
-def _plain(value: Any) -> Any:
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, enum.Enum):
-        return value.value
-    if isinstance(value, dt.datetime):
-        return value.isoformat()
-    if isinstance(value, dt.timedelta):
-        return value.total_seconds()
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple | set | frozenset):
-        return [_plain(v) for v in value]
-    return value
-
-
-def _emit_json(value: Any) -> None:
-    typer.echo(json.dumps(_plain(value), indent=2, sort_keys=True, default=str))
-
-
-def _table(rows: Iterable[Sequence[Any]], columns: Sequence[str]) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(show_edge=False, header_style="bold")
-    for col in columns:
-        table.add_column(col)
-    count = 0
-    for row in rows:
-        table.add_row(*("" if v is None else str(_plain(v)) for v in row))
-        count += 1
-    if count:
-        Console(soft_wrap=True, width=None if sys.stdout.isatty() else 250).print(table)
-    else:
-        _note("(none)")
-
-
-def _note(message: str) -> None:
-    typer.echo(message, err=True)
 
 
 def _read_spec_file(path: Path) -> Any:
@@ -152,16 +110,16 @@ def create(
         spec = _infer_from_file(from_data, name=name, record_id=record_id, event_time=event_time)
         if not yes:
             typer.echo(json.dumps(spec.to_dict(), indent=2))
-            _note(
+            note(
                 "This is the inferred spec; nothing was created. Save it, edit it and run "
                 "`trivet featurestore create SPEC.json`, or rerun with --yes."
             )
             return
     group = _store(ctx).create_group(spec)
     if as_json:
-        _emit_json(group)
+        emit_json(group)
         return
-    _note(f"Created feature group {group.name!r} ({len(group.features)} features).")
+    note(f"Created feature group {group.name!r} ({len(group.features)} features).")
 
 
 def _infer_from_file(path: Path, *, name: str, record_id: str, event_time: str) -> Any:
@@ -192,9 +150,9 @@ def list_groups(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
     """List the feature groups you may see."""
     groups = _store(ctx).list_groups()
     if as_json:
-        _emit_json(groups)
+        emit_json(groups)
         return
-    _table(
+    table(
         ((g.name, len(g.features), ", ".join(g.tags), g.description, g.created_by) for g in groups),
         ["name", "features", "tags", "description", "created by"],
     )
@@ -205,12 +163,12 @@ def describe(ctx: typer.Context, name: str, as_json: bool = JSON_OPTION) -> None
     """Show a feature group's definition."""
     group = _store(ctx).describe(name)
     if as_json:
-        _emit_json(group)
+        emit_json(group)
         return
     for key in ("resource", "record_id", "event_time", "description", "tags", "ttl"):
-        typer.echo(f"{key:12} {_plain(getattr(group, key))}")
+        typer.echo(f"{key:12} {plain(getattr(group, key))}")
     typer.echo(f"{'stores':12} " + "+".join(s for s in ("online", "offline") if getattr(group, s)))
-    _table(
+    table(
         ((f.name, f.dtype.value, f.description, dict(f.parameters) or "") for f in group.features),
         ["feature", "type", "description", "parameters"],
     )
@@ -226,9 +184,9 @@ def search(
     """Search feature groups by name, description, tag and features."""
     hits = _store(ctx).search(text, tag=tag)
     if as_json:
-        _emit_json([{"name": h.group.name, "matches": list(h.matches)} for h in hits])
+        emit_json([{"name": h.group.name, "matches": list(h.matches)} for h in hits])
         return
-    _table(((h.group.name, ", ".join(h.matches)) for h in hits), ["name", "matched"])
+    table(((h.group.name, ", ".join(h.matches)) for h in hits), ["name", "matched"])
 
 
 @app.command("ingest")
@@ -244,12 +202,12 @@ def ingest(
     """Validate FILE against group NAME and write it (offline and online)."""
     report = _store(ctx).ingest(name, file, max_workers=max_workers)
     if as_json:
-        _emit_json(report)
+        emit_json(report)
         return
     if report.duplicate:
-        _note(f"This batch was ingested before ({report.batch_id[:12]}); nothing was written.")
+        note(f"This batch was ingested before ({report.batch_id[:12]}); nothing was written.")
     else:
-        _note(
+        note(
             f"Ingested {report.rows} rows ({report.records} records) into {name!r}, "
             f"batch {report.batch_id[:12]}."
         )
@@ -269,13 +227,13 @@ def get(
     wanted = [f.strip() for f in features.split(",")] if features else None
     record = _store(ctx).get_record(name, record_id, features=wanted)
     if record is None:
-        _note(f"No record {record_id!r} in {name!r} (never written, deleted, or expired).")
+        note(f"No record {record_id!r} in {name!r} (never written, deleted, or expired).")
         raise typer.Exit(3)
     if as_json:
-        _emit_json(record)
+        emit_json(record)
         return
     for key, value in record.items():
-        typer.echo(f"{key:20} {_plain(value)}")
+        typer.echo(f"{key:20} {plain(value)}")
 
 
 @app.command("delete")
@@ -291,7 +249,7 @@ def delete(
     """Delete a record: a tombstone (default), or erase it everywhere with --hard."""
     _store(ctx).delete_record(name, record_id, hard=hard)
     what = "Erased every version of" if hard else "Deleted (tombstoned)"
-    _note(f"{what} record {record_id!r} in {name!r}.")
+    note(f"{what} record {record_id!r} in {name!r}.")
 
 
 # -- training sets and SQL -----------------------------------------------------------------
@@ -389,18 +347,18 @@ def _emit_frame(frame: Any, *, output: Path | None, as_json: bool) -> None:
                 frame.to_csv(output, index=False, date_format="%Y-%m-%dT%H:%M:%S.%fZ")
         except OSError as exc:
             raise ValidationError(f"Cannot write {str(output)!r}: {exc.strerror}.") from exc
-        _note(f"Wrote {len(frame)} rows to {str(output)!r}.")
+        note(f"Wrote {len(frame)} rows to {str(output)!r}.")
         return
     if as_json:
         typer.echo(frame.to_json(orient="records", date_format="iso", date_unit="us"))
         return
     shown = frame.head(_SHOWN_ROWS)
-    _table(
+    table(
         ([None if _is_missing(v) else v for v in row] for row in shown.itertuples(index=False)),
         [str(c) for c in frame.columns],
     )
     if len(frame) > _SHOWN_ROWS:
-        _note(f"… and {len(frame) - _SHOWN_ROWS} more rows; use --output FILE or --json.")
+        note(f"… and {len(frame) - _SHOWN_ROWS} more rows; use --output FILE or --json.")
 
 
 def _is_missing(value: Any) -> bool:
@@ -468,7 +426,7 @@ def dataset(
         dataset_name=save,
     )
     if save is not None:
-        _note(f"Saved dataset {save!r}: {frame.attrs['trivet.dataset']}")
+        note(f"Saved dataset {save!r}: {frame.attrs['trivet.dataset']}")
     _emit_frame(frame, output=output, as_json=as_json)
 
 

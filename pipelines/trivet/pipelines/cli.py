@@ -11,15 +11,13 @@ opens its session from the root command's options (``--workspace``, ``--token``,
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
-import enum
-import json
-import sys
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+
+from trivet.platform.console import emit_json, note, plain, table
 
 if TYPE_CHECKING:
     from trivet.pipelines import Execution, Pipelines
@@ -46,53 +44,12 @@ def _pipelines(ctx: typer.Context) -> Pipelines:
     return Pipelines(session)
 
 
-def _plain(value: Any) -> Any:
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, enum.Enum):
-        return value.value
-    if isinstance(value, dt.datetime):
-        return value.isoformat()
-    if isinstance(value, dt.timedelta):
-        return value.total_seconds()
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple | set | frozenset):
-        return [_plain(v) for v in value]
-    return value
-
-
-def _emit_json(value: Any) -> None:
-    typer.echo(json.dumps(_plain(value), indent=2, sort_keys=True, default=str))
-
-
-def _table(rows: Iterable[Sequence[Any]], columns: Sequence[str]) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(show_edge=False, header_style="bold")
-    for col in columns:
-        table.add_column(col)
-    count = 0
-    for row in rows:
-        table.add_row(*("" if v is None else str(_plain(v)) for v in row))
-        count += 1
-    if count:
-        Console(soft_wrap=True, width=None if sys.stdout.isatty() else 250).print(table)
-    else:
-        _note("(none)")
-
-
-def _note(message: str) -> None:
-    typer.echo(message, err=True)
-
-
 def _seconds(delta: dt.timedelta | None) -> str:
     return "" if delta is None else f"{delta.total_seconds():.3f}s"
 
 
 def _show_execution(execution: Execution) -> None:
-    _table(
+    table(
         (
             (
                 s.name,
@@ -163,13 +120,13 @@ def run(
         max_parallel=max_parallel,
     )
     if as_json:
-        _emit_json(execution)
+        emit_json(execution)
     else:
         _show_execution(execution)
-        _note(f"execution {execution.id}: {execution.status.value}")
+        note(f"execution {execution.id}: {execution.status.value}")
     if not execution.succeeded:
         if execution.error:
-            _note(f"error: {execution.error}")
+            note(f"error: {execution.error}")
         raise typer.Exit(1)
 
 
@@ -182,10 +139,10 @@ def retry(
     """Resume a failed or interrupted execution, reusing the steps that succeeded."""
     execution = _pipelines(ctx).retry(execution_id)
     if as_json:
-        _emit_json(execution)
+        emit_json(execution)
     else:
         _show_execution(execution)
-        _note(f"execution {execution.id}: {execution.status.value}")
+        note(f"execution {execution.id}: {execution.status.value}")
     if not execution.succeeded:
         raise typer.Exit(1)
 
@@ -195,9 +152,9 @@ def list_pipelines(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
     """List the project's pipelines."""
     infos = _pipelines(ctx).list()
     if as_json:
-        _emit_json([{k: v for k, v in _plain(i).items() if k != "definition"} for i in infos])
+        emit_json([{k: v for k, v in plain(i).items() if k != "definition"} for i in infos])
         return
-    _table(
+    table(
         ((i.name, i.version, len(i.definition["steps"]), i.description) for i in infos),
         ["pipeline", "version", "steps", "description"],
     )
@@ -210,7 +167,7 @@ def describe(
     version: Annotated[int | None, typer.Option(help="A version (default: the latest).")] = None,
 ) -> None:
     """Print a pipeline's definition as JSON (for review and diff)."""
-    _emit_json(_pipelines(ctx).describe(name, version=version).definition)
+    emit_json(_pipelines(ctx).describe(name, version=version).definition)
 
 
 @app.command("executions")
@@ -223,9 +180,9 @@ def executions(
     """List executions, newest first (those whose runner died show as interrupted)."""
     found = _pipelines(ctx).executions(name, limit=limit, with_steps=as_json)
     if as_json:
-        _emit_json(found)
+        emit_json(found)
         return
-    _table(
+    table(
         (
             (
                 e.id,
@@ -251,10 +208,10 @@ def show(
     """Show an execution and its steps."""
     execution = _pipelines(ctx).get_execution(execution_id)
     if as_json:
-        _emit_json(execution)
+        emit_json(execution)
         return
     _show_execution(execution)
-    _note(f"execution {execution.id}: {execution.status.value}")
+    note(f"execution {execution.id}: {execution.status.value}")
 
 
 @app.command("logs")
@@ -309,6 +266,6 @@ def why(
     """Explain why a step ran instead of being taken from the cache."""
     explanation = _pipelines(ctx).explain_miss(execution_id, step_name)
     if as_json:
-        _emit_json(explanation)
+        emit_json(explanation)
     else:
         typer.echo(str(explanation))

@@ -1,81 +1,18 @@
-"""Output helpers shared by the CLI commands: data to stdout, messages to stderr."""
+"""Output helpers of the root CLI: the shared console functions, plus CLI-only bits."""
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
-import enum
-import json
 import re
-import sys
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
 
 import typer
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
 
 from trivet.errors import ValidationError
+from trivet.platform.console import emit_json, note, plain, table, tagged
+
+__all__ = ["JSON_OPTION", "emit_json", "note", "parse_duration", "plain", "table", "tagged", "when"]
 
 JSON_OPTION = typer.Option(False, "--json", help="Print machine-readable JSON to stdout.")
-
-# Piped output is not cut to 80 columns: rows of a table stay on one line for grep & co.
-out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 250)
-err = Console(stderr=True, soft_wrap=True, width=None if sys.stderr.isatty() else 250)
-
-
-def plain(value: Any) -> Any:
-    """Turn dataclasses, enums, datetimes and sets into JSON-able values."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, enum.Enum):
-        return value.value
-    if isinstance(value, dt.datetime):
-        return value.isoformat()
-    if isinstance(value, Mapping):
-        return {str(k): plain(v) for k, v in value.items()}
-    if isinstance(value, (set, frozenset)):
-        return sorted(plain(v) for v in value)
-    if isinstance(value, (list, tuple)):
-        return [plain(v) for v in value]
-    return value
-
-
-def emit_json(value: Any) -> None:
-    """Print ``value`` as JSON on stdout."""
-    typer.echo(json.dumps(plain(value), indent=2, sort_keys=True, default=str))
-
-
-def table(
-    rows: Iterable[Sequence[Any]], columns: Sequence[str], *, title: str | None = None
-) -> None:
-    """Print rows as a table on stdout."""
-    t = Table(title=title, show_edge=False, header_style="bold")
-    for col in columns:
-        t.add_column(col)
-    count = 0
-    for row in rows:
-        t.add_row(*(Text("" if v is None else str(plain(v))) for v in row))
-        count += 1
-    if count:
-        out.print(t)
-    else:
-        err.print("[dim](none)[/dim]")
-
-
-def note(message: str, *, style: str | None = None) -> None:
-    """Print a message for people on stderr (as plain text: stored names cannot inject
-    console markup)."""
-    err.print(message, markup=False, highlight=False, style=style)
-
-
-def tagged(tag: str, tag_style: str, message: str) -> None:
-    """Print ``tag`` in a colour, then ``message`` as plain text, on stderr."""
-    err.print(Text.assemble((tag, tag_style), " ", message), highlight=False)
-
-
-__all__ = ["emit_json", "note", "parse_duration", "plain", "table", "tagged", "when"]
 
 
 def when(value: dt.datetime | None) -> str:
