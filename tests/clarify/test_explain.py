@@ -176,3 +176,15 @@ def test_bad_data() -> None:
         explain(lambda a: a[:, 0], np.array([[1.0, np.nan]]))
     with pytest.raises(ValidationError, match="no predict_proba or predict"):
         explain(object(), np.ones((3, 2)))
+
+
+def test_an_unfitted_model_is_a_clear_error() -> None:
+    import pandas as pd
+    from sklearn.linear_model import LogisticRegression
+
+    from trivet.clarify import explain
+    from trivet.errors import ValidationError
+
+    frame = pd.DataFrame({"a": [0.0, 1.0, 2.0], "b": [1.0, 0.0, 1.0]})
+    with pytest.raises(ValidationError, match="never fitted"):
+        explain(LogisticRegression(), frame)

@@ -64,3 +64,40 @@ def test_step_logs_are_stored_with_tokens_redacted(
     logs = pl.logs(run.id, "noisy")["noisy"]
     assert "connecting with trv_usr" in logs
     assert "A" * 40 not in logs and "redacted" in logs
+
+
+def test_why_never_shows_keys_of_pipelines_you_may_not_describe(
+    admin: trivet.Session, workspace: Settings, user_modules: ModuleWriter
+) -> None:
+    module = user_modules("side_effects", SOURCE)
+    flow = getattr(module, f"side_effects_{user_modules.suffix}")  # type: ignore[attr-defined]
+    Pipelines(admin).run(flow)  # the admin's pipeline leaves cache keys for 'data'
+
+    other = user_modules(
+        "other",
+        """
+import pandas as pd
+from trivet.pipelines import pipeline, step
+
+
+@step
+def data() -> pd.DataFrame:
+    return pd.DataFrame({"x": [1.0]})
+
+
+@pipeline
+def other_{u}() -> None:
+    data()
+""",
+    )
+    admin.identity.create_user("eve")
+    admin.access.grant("eve", "data_scientist", "default/*")
+    secret = f"default/pipelines/side_effects_{user_modules.suffix}"  # type: ignore[attr-defined]
+    admin.access.grant("eve", "pipeline:describe", secret, deny=True)
+    eve = Pipelines(
+        trivet.connect(workspace.workspace, token=admin.identity.create_token("eve").secret)
+    )
+    run = eve.run(getattr(other, f"other_{user_modules.suffix}"))  # type: ignore[attr-defined]
+    why = eve.explain_miss(run.id, "data")
+    assert why.closest_execution is None  # the admin's execution stays hidden
+    assert Pipelines(admin).explain_miss(run.id, "data").closest_execution is not None

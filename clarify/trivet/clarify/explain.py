@@ -218,10 +218,29 @@ class Explanation:
 
 
 # -- the model as a function of a 2-D float array ------------------------------------------
+def _check_fitted(model: Any) -> None:
+    """Refuse a scikit-learn estimator that was never fitted, with the fix."""
+    try:
+        from sklearn.base import BaseEstimator
+        from sklearn.exceptions import NotFittedError
+        from sklearn.utils.validation import check_is_fitted
+    except ImportError:  # pragma: no cover - scikit-learn is a core dependency
+        return
+    if isinstance(model, BaseEstimator):
+        try:
+            check_is_fitted(model)
+        except NotFittedError:
+            raise ValidationError(
+                f"The {type(model).__name__} to explain was never fitted.",
+                hint="call .fit(X, y) first, or pass the model a pipeline step returned",
+            ) from None
+
+
 class _Predictor:
     """Call a model on a float array; return one output per row (float64)."""
 
     def __init__(self, model: Any, names: tuple[str, ...], *, as_frame: bool, target: Any) -> None:
+        _check_fitted(model)
         self.model = model
         self.names = names
         self.as_frame = as_frame

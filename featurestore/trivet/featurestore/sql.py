@@ -110,6 +110,13 @@ def _locked_connection(
     except duckdb.Error as exc:
         con.close()
         raise BackendError(f"Could not set up the SQL relations: {_first_line(exc)}") from exc
+    except (OSError, pa.ArrowException) as exc:
+        con.close()
+        raise BackendError(
+            f"The offline files for the SQL relations cannot be read: {_first_line(exc)}",
+            hint="as_of may reach back before a hard delete, whose vacuum removed the files "
+            "of earlier versions; use a later as_of",
+        ) from exc
     except BaseException:
         con.close()
         raise

@@ -700,6 +700,12 @@ class FeatureStore:
             name: the feature group.
             as_of: a Delta version number or an aware datetime (time travel).
         """
+        from trivet.featurestore.datasets import check_as_of
+
+        if not isinstance(as_of, int) or isinstance(as_of, bool):
+            check_as_of(as_of)  # None, or an aware datetime (a naive one is refused)
+        elif as_of < 0:
+            raise ValidationError(f"as_of version {as_of} is negative.", hint="versions start at 0")
         self._require("feature:read_offline", name)
         group, _ = self._load(name)
         return self.offline.read(group, as_of=as_of)

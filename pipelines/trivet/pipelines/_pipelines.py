@@ -491,19 +491,34 @@ class Pipelines:
                         pipeline_cache.c.key == run.cache_key,
                     )
                 ).scalar()
-            query = sa.select(
-                pipeline_cache.c.key,
-                pipeline_cache.c.components,
-                pipeline_cache.c.execution_id,
-                pipeline_cache.c.created_at,
-            ).where(
-                pipeline_cache.c.project == self._s.project,
-                pipeline_cache.c.step == step,
-                pipeline_cache.c.execution_id != execution.id,
+            query = (
+                sa.select(
+                    pipeline_cache.c.key,
+                    pipeline_cache.c.components,
+                    pipeline_cache.c.execution_id,
+                    pipeline_cache.c.created_at,
+                    pipelines.c.name.label("pipeline"),
+                )
+                .join(
+                    pipeline_executions,
+                    pipeline_executions.c.id == pipeline_cache.c.execution_id,
+                )
+                .join(pipelines, pipelines.c.id == pipeline_executions.c.pipeline_id)
+                .where(
+                    pipeline_cache.c.project == self._s.project,
+                    pipeline_cache.c.step == step,
+                    pipeline_cache.c.execution_id != execution.id,
+                )
             )
             if run.started_at is not None:
                 query = query.where(pipeline_cache.c.created_at <= run.started_at)
-            earlier = conn.execute(query.order_by(pipeline_cache.c.created_at.desc())).all()
+            found = conn.execute(query.order_by(pipeline_cache.c.created_at.desc())).all()
+        # only keys of pipelines the caller may describe: their parameters are in them
+        earlier = [
+            row
+            for row in found
+            if self._s.can("pipeline:describe", self._s.resource("pipelines", row.pipeline))
+        ]
         note = run.cache_note or f"the step is {run.status.value}"
         best: tuple[int, Any, list[str]] | None = None
         if mine is not None:
