@@ -51,3 +51,13 @@ def test_import_contracts_hold() -> None:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "0 broken" in result.stdout
+
+
+def test_the_cli_loads_no_heavy_library_before_a_command_needs_it() -> None:
+    code = (
+        "import sys, trivet.cli; heavy = [m for m in ('sqlalchemy', 'pandas', 'numpy', "
+        "'sklearn', 'pyarrow', 'duckdb', 'deltalake', 'shap') if m in sys.modules]; "
+        "print(','.join(heavy))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "", f"`trivet --help` would load: {out.stdout.strip()}"

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from trivet.clarify.explain import Explanation, explain
+from trivet.clarify._explain import Explanation, explain
 from trivet.errors import ValidationError
 
 

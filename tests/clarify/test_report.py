@@ -12,9 +12,9 @@ import pandas as pd
 import pytest
 
 from trivet.clarify import Facet, Label, Prediction, posttraining_bias, pretraining_bias
+from trivet.clarify._explain import explain
 from trivet.clarify.checks import run_checks
 from trivet.clarify.data import berkeley_admissions
-from trivet.clarify.explain import explain
 from trivet.clarify.report import DEFINITIONS, FORMAT_VERSION, Report, build_report
 from trivet.errors import ValidationError
 

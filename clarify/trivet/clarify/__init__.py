@@ -13,27 +13,58 @@ review. See docs/clarify.md.
 0.142
 """
 
-from trivet.clarify.bias import posttraining_bias, pretraining_bias
-from trivet.clarify.checks import Check, CheckOutcome, CheckResult, run_checks
-from trivet.clarify.config import (
-    Bootstrap,
-    Facet,
-    Intersection,
-    Label,
-    MissingPolicy,
-    Mode,
-    Prediction,
-)
-from trivet.clarify.explain import (
-    Explanation,
-    FeatureImportance,
-    LocalExplanation,
-    PartialDependence,
-    explain,
-)
-from trivet.clarify.report import Report, StoredReport, build_report
-from trivet.clarify.results import BiasReport, FacetGroup, MetricValue
-from trivet.clarify.session import Clarify
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from trivet.clarify._explain import (
+        Explanation,
+        FeatureImportance,
+        LocalExplanation,
+        PartialDependence,
+        explain,
+    )
+    from trivet.clarify.bias import posttraining_bias, pretraining_bias
+    from trivet.clarify.checks import Check, CheckOutcome, CheckResult, run_checks
+    from trivet.clarify.config import (
+        Bootstrap,
+        Facet,
+        Intersection,
+        Label,
+        MissingPolicy,
+        Mode,
+        Prediction,
+    )
+    from trivet.clarify.report import Report, StoredReport, build_report
+    from trivet.clarify.results import BiasReport, FacetGroup, MetricValue
+    from trivet.clarify.session import Clarify
+
+_LAZY = {
+    "BiasReport": "trivet.clarify.results",
+    "Bootstrap": "trivet.clarify.config",
+    "Check": "trivet.clarify.checks",
+    "CheckOutcome": "trivet.clarify.checks",
+    "CheckResult": "trivet.clarify.checks",
+    "Clarify": "trivet.clarify.session",
+    "Explanation": "trivet.clarify._explain",
+    "Facet": "trivet.clarify.config",
+    "FacetGroup": "trivet.clarify.results",
+    "FeatureImportance": "trivet.clarify._explain",
+    "Intersection": "trivet.clarify.config",
+    "Label": "trivet.clarify.config",
+    "LocalExplanation": "trivet.clarify._explain",
+    "MetricValue": "trivet.clarify.results",
+    "MissingPolicy": "trivet.clarify.config",
+    "Mode": "trivet.clarify.config",
+    "PartialDependence": "trivet.clarify._explain",
+    "Prediction": "trivet.clarify.config",
+    "Report": "trivet.clarify.report",
+    "StoredReport": "trivet.clarify.report",
+    "build_report": "trivet.clarify.report",
+    "explain": "trivet.clarify._explain",
+    "posttraining_bias": "trivet.clarify.bias",
+    "pretraining_bias": "trivet.clarify.bias",
+    "run_checks": "trivet.clarify.checks",
+}
 
 __all__ = [
     "BiasReport",
@@ -62,3 +93,20 @@ __all__ = [
     "pretraining_bias",
     "run_checks",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # Names load on first use, so `trivet <part> --help` and `import trivet.<part>.cli`
+    # stay fast (the part's heavy dependencies load with the command that needs them).
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

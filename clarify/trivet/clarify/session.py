@@ -22,8 +22,8 @@ from trivet.errors import ValidationError
 if TYPE_CHECKING:
     import pandas as pd
 
+    from trivet.clarify._explain import Explanation
     from trivet.clarify.checks import CheckOutcome, CheckResult, ChecksSpec
-    from trivet.clarify.explain import Explanation
     from trivet.clarify.report import Report, StoredReport
     from trivet.platform.session import Session
 
@@ -100,7 +100,7 @@ class Clarify:
             PermissionDenied: the principal may not ``clarify:run`` on
                 ``<project>/reports``.
         """
-        from trivet.clarify.explain import explain
+        from trivet.clarify._explain import explain
 
         self._session.require("clarify:run", f"{self._session.project}/reports")
         return explain(model, data, **options)

@@ -12,18 +12,39 @@ Open it on a session: ``FeatureStore(session)`` (``session.featurestore``). See
 
 from __future__ import annotations
 
-from trivet.featurestore.definitions import (
-    Dtype,
-    Feature,
-    FeatureGroup,
-    FeatureGroupSpec,
-    infer_spec,
-)
-from trivet.featurestore.errors import FeatureGroupNotFound, IngestValidationError, RowProblem
-from trivet.featurestore.ingest import IngestReport
-from trivet.featurestore.offline import DeltaOfflineStore
-from trivet.featurestore.online import OnlineRow, OnlineStore, SqliteOnlineStore
-from trivet.featurestore.store import FeatureStore, SearchHit
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from trivet.featurestore.definitions import (
+        Dtype,
+        Feature,
+        FeatureGroup,
+        FeatureGroupSpec,
+        infer_spec,
+    )
+    from trivet.featurestore.errors import FeatureGroupNotFound, IngestValidationError, RowProblem
+    from trivet.featurestore.ingest import IngestReport
+    from trivet.featurestore.offline import DeltaOfflineStore
+    from trivet.featurestore.online import OnlineRow, OnlineStore, SqliteOnlineStore
+    from trivet.featurestore.store import FeatureStore, SearchHit
+
+_LAZY = {
+    "DeltaOfflineStore": "trivet.featurestore.offline",
+    "Dtype": "trivet.featurestore.definitions",
+    "Feature": "trivet.featurestore.definitions",
+    "FeatureGroup": "trivet.featurestore.definitions",
+    "FeatureGroupNotFound": "trivet.featurestore.errors",
+    "FeatureGroupSpec": "trivet.featurestore.definitions",
+    "FeatureStore": "trivet.featurestore.store",
+    "IngestReport": "trivet.featurestore.ingest",
+    "IngestValidationError": "trivet.featurestore.errors",
+    "OnlineRow": "trivet.featurestore.online",
+    "OnlineStore": "trivet.featurestore.online",
+    "RowProblem": "trivet.featurestore.errors",
+    "SearchHit": "trivet.featurestore.store",
+    "SqliteOnlineStore": "trivet.featurestore.online",
+    "infer_spec": "trivet.featurestore.definitions",
+}
 
 __all__ = [
     "DeltaOfflineStore",
@@ -42,3 +63,20 @@ __all__ = [
     "SqliteOnlineStore",
     "infer_spec",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # Names load on first use, so `trivet <part> --help` and `import trivet.<part>.cli`
+    # stay fast (the part's heavy dependencies load with the command that needs them).
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

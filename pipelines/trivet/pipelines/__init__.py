@@ -18,26 +18,61 @@ Run it with ``Pipelines(session).run(demo)`` (``session.pipelines``), or
 
 from __future__ import annotations
 
-from trivet.pipelines._expr import Compare, Expr, Get, Logic, Output, ParamRef
-from trivet.pipelines._pipelines import Pipelines
-from trivet.pipelines._records import (
-    Execution,
-    ExecutionStatus,
-    PipelineInfo,
-    StepRun,
-    StepStatus,
-)
-from trivet.pipelines._source import load_pipeline
-from trivet.pipelines.cache import CacheExplanation, CacheKey
-from trivet.pipelines.dag import Param, ParamSpec, Pipeline, fail, pipeline, when
-from trivet.pipelines.errors import (
-    ExecutionFailed,
-    ExecutionNotFound,
-    PipelineDefinitionError,
-    StepTimeout,
-)
-from trivet.pipelines.executors import Executor, LocalExecutor
+from typing import TYPE_CHECKING, Any
+
+# Eager: `step` is also the name of a submodule, which would shadow a lazy attribute.
 from trivet.pipelines.step import Step, StepOptions, step
+
+if TYPE_CHECKING:
+    from trivet.pipelines._expr import Compare, Expr, Get, Logic, Output, ParamRef
+    from trivet.pipelines._pipelines import Pipelines
+    from trivet.pipelines._records import (
+        Execution,
+        ExecutionStatus,
+        PipelineInfo,
+        StepRun,
+        StepStatus,
+    )
+    from trivet.pipelines._source import load_pipeline
+    from trivet.pipelines.cache import CacheExplanation, CacheKey
+    from trivet.pipelines.dag import Param, ParamSpec, Pipeline, fail, pipeline, when
+    from trivet.pipelines.errors import (
+        ExecutionFailed,
+        ExecutionNotFound,
+        PipelineDefinitionError,
+        StepTimeout,
+    )
+    from trivet.pipelines.executors import Executor, LocalExecutor
+
+_LAZY = {
+    "CacheExplanation": "trivet.pipelines.cache",
+    "CacheKey": "trivet.pipelines.cache",
+    "Compare": "trivet.pipelines._expr",
+    "Execution": "trivet.pipelines._records",
+    "ExecutionFailed": "trivet.pipelines.errors",
+    "ExecutionNotFound": "trivet.pipelines.errors",
+    "ExecutionStatus": "trivet.pipelines._records",
+    "Executor": "trivet.pipelines.executors",
+    "Expr": "trivet.pipelines._expr",
+    "Get": "trivet.pipelines._expr",
+    "LocalExecutor": "trivet.pipelines.executors",
+    "Logic": "trivet.pipelines._expr",
+    "Output": "trivet.pipelines._expr",
+    "Param": "trivet.pipelines.dag",
+    "ParamRef": "trivet.pipelines._expr",
+    "ParamSpec": "trivet.pipelines.dag",
+    "Pipeline": "trivet.pipelines.dag",
+    "PipelineDefinitionError": "trivet.pipelines.errors",
+    "PipelineInfo": "trivet.pipelines._records",
+    "Pipelines": "trivet.pipelines._pipelines",
+    "StepRun": "trivet.pipelines._records",
+    "StepStatus": "trivet.pipelines._records",
+    "StepTimeout": "trivet.pipelines.errors",
+    "fail": "trivet.pipelines.dag",
+    "load_pipeline": "trivet.pipelines._source",
+    "pipeline": "trivet.pipelines.dag",
+    "when": "trivet.pipelines.dag",
+}
 
 __all__ = [
     "CacheExplanation",
@@ -71,3 +106,20 @@ __all__ = [
     "step",
     "when",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # Names load on first use, so `trivet <part> --help` and `import trivet.<part>.cli`
+    # stay fast (the part's heavy dependencies load with the command that needs them).
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -20,8 +20,8 @@ from trivet.clarify.report._review import DEFINITIONS, FairnessDefinition
 from trivet.clarify.report._store import StoredReport
 
 if TYPE_CHECKING:
+    from trivet.clarify._explain import Explanation
     from trivet.clarify.checks import CheckOutcome
-    from trivet.clarify.explain import Explanation
     from trivet.clarify.results import BiasReport
 
 __all__ = [

@@ -21,8 +21,8 @@ from trivet.clarify.report._review import review_section
 from trivet.errors import ValidationError
 
 if TYPE_CHECKING:
+    from trivet.clarify._explain import Explanation
     from trivet.clarify.checks import CheckOutcome
-    from trivet.clarify.explain import Explanation
     from trivet.clarify.results import BiasReport
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "Report", "build_document", "canonical_json"]

@@ -25,11 +25,11 @@ def example_report(*, rows: int = 4000, seed: int = 0) -> Report:
     """Return the example report (a few seconds on a laptop)."""
     from sklearn.ensemble import GradientBoostingClassifier
 
+    from trivet.clarify._explain import explain
     from trivet.clarify.bias import analyze
     from trivet.clarify.checks import run_checks
     from trivet.clarify.config import Bootstrap, Facet, Label, Prediction
     from trivet.clarify.data import synthetic_credit
-    from trivet.clarify.explain import explain
     from trivet.clarify.report import build_report
 
     credit = synthetic_credit(rows, seed=seed, label_bias=0.2)
