@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
+
 import trivet
+from trivet.errors import PermissionDenied
 from trivet.pipelines import Pipelines
 from trivet.platform.settings import Settings
 
@@ -101,3 +104,36 @@ def other_{u}() -> None:
     why = eve.explain_miss(run.id, "data")
     assert why.closest_execution is None  # the admin's execution stays hidden
     assert Pipelines(admin).explain_miss(run.id, "data").closest_execution is not None
+
+
+def test_retrying_someone_elses_execution_needs_the_pipeline_given(
+    admin: trivet.Session, workspace: Settings, user_modules: ModuleWriter
+) -> None:
+    """A retry without the pipeline reloads the invoker's code: only the invoker may."""
+    failing = user_modules(
+        "failing",
+        """
+from trivet.pipelines import pipeline, step
+
+
+@step
+def boom() -> int:
+    raise RuntimeError("flaky")
+
+
+@pipeline
+def failing_{u}() -> None:
+    boom()
+""",
+    )
+    flow = getattr(failing, f"failing_{user_modules.suffix}")  # type: ignore[attr-defined]
+    failed = Pipelines(admin).run(flow)
+    assert failed.status == "failed"
+    admin.identity.create_user("mallory")
+    admin.access.grant("mallory", "data_scientist", "default/*")
+    token = admin.identity.create_token("mallory").secret
+    mallory = Pipelines(trivet.connect(workspace.workspace, token=token))
+    with pytest.raises(PermissionDenied, match="without the pipeline"):
+        mallory.retry(failed.id)
+    again = mallory.retry(failed.id, pipeline=flow)  # with the pipeline given: allowed
+    assert again.status == "failed" and again.step("boom").status.value == "failed"

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import sqlalchemy as sa
 
-from trivet.errors import Conflict, NotFound, ValidationError, did_you_mean
+from trivet.errors import Conflict, NotFound, PermissionDenied, ValidationError, did_you_mean
 from trivet.pipelines._engine import Engine, RunPlan
 from trivet.pipelines._outputs import Stored, load_output
 from trivet.pipelines._records import (
@@ -161,6 +161,19 @@ class Pipelines:
                 sa.select(pipeline_executions.c.options).where(pipeline_executions.c.id == old.id)
             ).scalar_one()
         if pipeline is None:
+            me = {
+                self._s.principal.name,
+                *([self._s.on_behalf_of.name] if self._s.on_behalf_of else []),
+            }
+            if old.invoked_by not in me:
+                # Reloading would run code from wherever the invoker loaded it (a file they
+                # may have changed since) with this session's identity.
+                raise PermissionDenied(
+                    f"Execution {old.id} was started by {old.invoked_by!r}; retrying it "
+                    "without the pipeline would run code they loaded, as you.",
+                    hint="pass the pipeline yourself: Pipelines.retry(id, pipeline=...) — "
+                    "or ask them to retry it",
+                )
             pipeline = load_pipeline(dict(options.get("source") or {}))
         if pipeline.name != old.pipeline:
             raise ValidationError(
