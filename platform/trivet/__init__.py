@@ -8,7 +8,9 @@
 
 __path__ = __import__("pkgutil").extend_path(__path__, __name__)
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from trivet.platform.lazy import lazy_names
 
 __version__ = "0.1.0"
 
@@ -61,16 +63,6 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'trivet' has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+# Names load on first use, so `import trivet`, `trivet --help` and the parts' CLIs stay
+# fast: heavy dependencies load with the command that needs them.
+__getattr__, __dir__ = lazy_names(__name__, _LAZY)

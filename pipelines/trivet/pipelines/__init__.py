@@ -18,10 +18,11 @@ Run it with ``Pipelines(session).run(demo)`` (``session.pipelines``), or
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 # Eager: `step` is also the name of a submodule, which would shadow a lazy attribute.
 from trivet.pipelines.step import Step, StepOptions, step
+from trivet.platform.lazy import lazy_names
 
 if TYPE_CHECKING:
     from trivet.pipelines._expr import Compare, Expr, Get, Logic, Output, ParamRef
@@ -108,18 +109,6 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    # Names load on first use, so `trivet <part> --help` and `import trivet.<part>.cli`
-    # stay fast (the part's heavy dependencies load with the command that needs them).
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+# Names load on first use, so `import trivet`, `trivet --help` and the parts' CLIs stay
+# fast: heavy dependencies load with the command that needs them.
+__getattr__, __dir__ = lazy_names(__name__, _LAZY)
