@@ -134,6 +134,22 @@ def quickstart(
     run(directory)
 
 
+@app.command("serve")
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8420,
+    log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+) -> None:
+    """Serve the workspace: REST API (/docs), web console (/) — Ctrl-C stops it gracefully."""
+    from trivet._cli.context import workspace_path
+    from trivet.server import serve as run_server
+
+    if log_level not in ("debug", "info", "warning", "error"):
+        raise typer.BadParameter("choose debug, info, warning or error", param_hint="--log-level")
+    note(f"trivet serving on http://{host}:{port}/ (API docs at /docs); Ctrl-C stops it.")
+    run_server(workspace_path(), host=host, port=port, log_level=log_level)
+
+
 app.add_typer(auth_cli.app, name="auth")
 app.add_typer(project_cli.app, name="project")
 app.add_typer(models_cli.app, name="models")

@@ -20,3 +20,8 @@ def session() -> trivet.Session:
     import trivet
 
     return trivet.connect(_state["workspace"], _state["token"], project=_state["project"])
+
+
+def workspace_path() -> str | None:
+    """Return the workspace folder given by ``--workspace`` (or None: the default search)."""
+    return _state["workspace"]

@@ -114,9 +114,12 @@ def entries(
     actor: str | None = None,
     outcome: str | None = None,
     newest_first: bool = False,
+    before_seq: int | None = None,
 ) -> list[AuditEntry]:
-    """Return audit rows, optionally filtered by actor and outcome."""
+    """Return audit rows, optionally filtered by actor and outcome (and ``seq`` range)."""
     query = sa.select(audit_log).where(audit_log.c.seq > since_seq)
+    if before_seq is not None:
+        query = query.where(audit_log.c.seq < before_seq)
     if actor is not None:
         query = query.where(audit_log.c.actor == actor)
     if outcome is not None:

@@ -18,7 +18,7 @@ from trivet.errors import PermissionDenied
 from trivet.platform import audit
 from trivet.platform.catalog import Catalog
 from trivet.platform.identity import Principal, TokenInfo
-from trivet.platform.names import check_project
+from trivet.platform.names import check_project, pattern_includes
 from trivet.platform.permissions import Decision, Evaluator
 
 if TYPE_CHECKING:
@@ -102,6 +102,12 @@ class Session:
             self._audit_denial(decision)
         return decision
 
+    def token_usable(self) -> bool:
+        """Return whether the session's token, if any, is neither expired nor revoked."""
+        if self.token is None:
+            return True
+        return time.time() < self._token_expiry and not self._evaluator.token_revoked(self.token.id)
+
     def _token_problem(self, action: str, resource: str) -> str | None:
         """Return why the session's token stops an allowed check, or None."""
         if self.token is None:
@@ -127,6 +133,31 @@ class Session:
             resource=decision.resource,
             principal=decision.principal,
             reason=problem,
+        )
+
+    def require_listing(self, action: str, kind: str) -> None:
+        """Refuse (and audit) a listing of ``kind`` when no grant could show any of it.
+
+        A listing is filtered item by item with :meth:`can`; this check only tells a
+        stranger to the project (no grant of ``action`` anywhere under
+        ``<project>/<kind>``) "denied" instead of an empty list, as the HTTP API does.
+        """
+        prefix = f"{self.project}/{kind}/"
+        compiled = self._evaluator.compiled(self.principal.id)
+        for key, actions in compiled.allow.items():
+            near = key in ("*", f"{self.project}/*") or (key + "/").startswith(prefix)
+            if action in actions and near and self._scope_overlaps(action, prefix + "*"):
+                return
+        self.require(action, f"{self.project}/{kind}")
+
+    def _scope_overlaps(self, action: str, subtree: str) -> bool:
+        scope = self._scope
+        if scope is None:
+            return True
+        if scope.actions is not None and action not in scope.actions:
+            return False
+        return scope.patterns is None or any(
+            pattern_includes(p, subtree) or pattern_includes(subtree, p) for p in scope.patterns
         )
 
     def require(self, action: str, resource: str) -> Decision:

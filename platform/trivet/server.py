@@ -1,0 +1,158 @@
+"""The trivet server: one FastAPI app that mounts each part's router and the web console.
+
+``trivet serve`` runs it under uvicorn. Every route authenticates a bearer token (or,
+for the web console, the sign-in cookie) against the workspace's identity layer and
+authorizes through the same :meth:`~trivet.platform.Session.authorize` checks as the SDK
+and the CLI. This module only assembles; the routes live in the parts' ``http.py``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from fastapi import FastAPI
+
+from trivet import __version__
+from trivet.platform.http import SessionPool, install_error_handlers
+from trivet.platform.identity import redact
+from trivet.platform.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+    from trivet.platform.session import Session
+
+__all__ = ["create_app", "serve"]
+
+access_log = logging.getLogger("trivet.access")
+
+_DESCRIPTION = """\
+The REST API of a trivet workspace: feature store, pipelines, model registry, fairness
+reports and audit, under the same identities and grants as the Python SDK and the CLI.
+
+Authenticate with `Authorization: Bearer trv_…` (create a token with
+`trivet auth token create`). Errors are `{"error": {"type", "message", "hint"}}`;
+lists take `limit` and `cursor` and return `next_cursor` while more remain.
+"""
+
+
+def _open(settings: Settings, token: str, project: str | None) -> Session:
+    from trivet._session import Session as AssembledSession
+    from trivet.platform.workspace import open_session
+
+    return open_session(settings, token, AssembledSession, project=project)
+
+
+def create_app(workspace: str | Path | Settings | None = None, *, console: bool = True) -> FastAPI:
+    """Return the FastAPI app serving ``workspace`` (default: as :func:`trivet.connect`).
+
+    Args:
+        workspace: the workspace folder, or its loaded settings.
+        console: also serve the web console (the HTML pages under ``/``).
+    """
+    from trivet.clarify.http import router as clarify_router
+    from trivet.featurestore.http import router as featurestore_router
+    from trivet.pipelines.http import router as pipelines_router
+    from trivet.platform.http import router as platform_router
+
+    settings = workspace if isinstance(workspace, Settings) else load_settings(workspace)
+    app = FastAPI(
+        title="trivet",
+        version=__version__,
+        description=_DESCRIPTION,
+        docs_url="/docs",
+        redoc_url=None,
+        openapi_url="/openapi.json",
+        lifespan=_lifespan,
+    )
+    app.state.settings = settings
+    app.state.sessions = SessionPool(settings, _open)
+    install_error_handlers(app)
+    app.include_router(platform_router)
+    app.include_router(featurestore_router)
+    app.include_router(pipelines_router)
+    app.include_router(clarify_router)
+    _mount_serving(app)
+    if console:
+        from trivet._web import mount
+
+        mount(app)
+
+    @app.get("/healthz", include_in_schema=False)
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    app.add_middleware(_AccessLog)
+    return app
+
+
+@contextlib.asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    yield
+    app.state.sessions.close()
+
+
+class _AccessLog:
+    """One line per request: client, method, path (never the query or headers), status, time."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not access_log.isEnabledFor(logging.INFO):
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 500
+
+        async def send_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            client = scope.get("client")
+            access_log.info(
+                "%s %s %s %d %.1fms",
+                client[0] if client else "-",
+                scope["method"],
+                redact(scope["path"]),
+                status,
+                (time.perf_counter() - start) * 1000,
+            )
+
+
+def _mount_serving(app: FastAPI) -> None:
+    from trivet._serving import router
+
+    app.include_router(router)
+
+
+def serve(
+    workspace: str | Path | None = None,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8420,
+    log_level: str = "info",
+) -> None:
+    """Serve ``workspace`` over HTTP until interrupted (SIGINT/SIGTERM shut down gracefully)."""
+    import uvicorn
+
+    app = create_app(workspace)
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(name)s %(message)s")
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_level=log_level,
+        access_log=False,  # ours (trivet.access) never logs query strings or headers
+        timeout_graceful_shutdown=10,
+    )
