@@ -911,7 +911,14 @@ def case24(env: Env) -> None:
     env.admin.access.grant(env.admin.principal.name, "principal:use", "_principals/default-runner")
     pipeline = env.admin.assume("default-runner")
     failed = pipeline.registry.register("credit", artifact=ref.digest, gate_status="failed")
-    passed = pipeline.registry.register("credit", artifact=ref.digest, gate_status="passed")
+    report = env.admin.artifacts.put_bytes(
+        b'{"checks": {"passed": true}}',
+        folder="default/models/credit",
+        media_type="application/json",
+    )
+    passed = pipeline.registry.register(
+        "credit", artifact=ref.digest, fairness_report=report.digest, gate_status="passed"
+    )
     env.admin.access.grant("default-runner", "model:approve", "default/models/*")
     # even where model:approve is held: the pipeline (a service principal) never
     # approves anything, and nobody approves a version that failed its gate

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import os
 import threading
 import uuid
@@ -151,12 +152,51 @@ def test_suggestions_name_only_visible_groups(admin: trivet.Session, workspace: 
     assert "'beta'" not in err.value.hint
 
 
+def fairness_report(session: trivet.Session, *, passed: bool | None) -> str:
+    """Store a report-shaped JSON artifact whose checks passed (or failed, or are absent)."""
+    document: dict[str, Any] = {"metrics": {}}
+    if passed is not None:
+        document["checks"] = {"passed": passed, "results": []}
+    ref = session.artifacts.put_bytes(
+        json.dumps(document).encode(),
+        folder="default/reports/credit",
+        media_type="application/json",
+    )
+    return ref.digest
+
+
 # -- registering -----------------------------------------------------------------------------
+def test_a_passed_gate_must_be_backed_by_a_report_whose_checks_passed(
+    admin: trivet.Session,
+) -> None:
+    digest = stored(admin)
+    with pytest.raises(ValidationError, match="no fairness report was given"):
+        admin.registry.register("m", artifact=digest, gate_status="passed")
+    for passed, why in ((False, "records failed checks"), (None, "records no passed checks")):
+        report = fairness_report(admin, passed=passed)
+        with pytest.raises(ValidationError, match=why):
+            admin.registry.register(
+                "m", artifact=digest, fairness_report=report, gate_status="passed"
+            )
+    assert admin.registry.groups() == []  # nothing was created
+    # a report whose checks failed makes the gate 'failed', whatever is claimed
+    failing = fairness_report(admin, passed=False)
+    version = admin.registry.register("m", artifact=digest, fairness_report=failing)
+    assert version.gate_status is GateStatus.FAILED
+    with pytest.raises(Conflict, match="fairness gate"):
+        admin.registry.approve("m", version.version, justification="ship it")
+    passing = fairness_report(admin, passed=True)
+    ok = admin.registry.register(
+        "m", artifact=digest, fairness_report=passing, gate_status="passed"
+    )
+    assert ok.gate_status is GateStatus.PASSED
+
+
 def test_register_numbers_versions_and_records_everything(
     admin: trivet.Session, bob: trivet.Session, catalog_backend: str
 ) -> None:
     digest = stored(admin, meta={"flavor": "sklearn", "signature": {"inputs": ["x"]}})
-    report = stored(admin, "default/reports/credit", kind="report", meta={})
+    report = fairness_report(admin, passed=True)
     run = str(uuid.uuid4())
     v1 = bob.registry.register(
         "m",
@@ -200,7 +240,7 @@ def test_register_numbers_versions_and_records_everything(
 
 def test_register_adds_lineage(admin: trivet.Session, catalog_backend: str) -> None:
     digest = stored(admin)
-    report = stored(admin, "default/reports/credit", kind="report", meta={})
+    report = fairness_report(admin, passed=True)
     run = str(uuid.uuid4())
     admin.registry.register("m", artifact=digest, fairness_report=report, run_id=run)
     up = admin.lineage.upstream(Node(kind="model_version", id="default/models/m/1"))
@@ -695,7 +735,10 @@ def test_a_service_principal_never_approves(admin: trivet.Session, catalog_backe
     """Even granted model:approve, a service principal cannot approve (a person decides)."""
     admin.access.grant("default-runner", "approver", "default/models/*")
     runner = admin.assume("default-runner")
-    version = runner.registry.register("auto", artifact=stored(admin), gate_status="passed")
+    report = fairness_report(admin, passed=True)
+    version = runner.registry.register(
+        "auto", artifact=stored(admin), fairness_report=report, gate_status="passed"
+    )
     assert runner.can("model:approve", version.resource)
     with pytest.raises(PermissionDenied, match="person's decision"):
         runner.registry.approve("auto", version.version, justification="gate passed")

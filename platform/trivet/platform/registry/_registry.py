@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, cast
@@ -42,6 +43,7 @@ from trivet.platform.registry._records import (
 )
 
 if TYPE_CHECKING:
+    from trivet.platform.artifacts import ArtifactStore
     from trivet.platform.session import Session
 
 __all__ = ["ModelRegistry"]
@@ -207,7 +209,11 @@ class ModelRegistry:
             fairness_report: the digest (or a unique prefix) of the report the version
                 was gated on.
             gate_status: ``"passed"``, ``"failed"`` or ``"none"`` (not gated). A failed
-                version can be registered for the record but never approved.
+                version can be registered for the record but never approved. The claim
+                is checked, not taken on trust: ``"passed"`` needs a fairness report
+                whose checks all passed (its JSON records ``checks.passed = true``), and
+                a version gated on a report whose checks failed is ``"failed"`` whatever
+                is claimed.
             description: free text.
             run_id: the pipeline run that produced it (default: the session's run).
 
@@ -278,6 +284,7 @@ class ModelRegistry:
         report_digest = None
         if fairness_report is not None:
             report_digest = store.describe(fairness_report).digest  # exists, you may read it
+        gate = _checked_gate(gate, report_digest, store)
 
         self._ensure_group(name)
         with self._s.catalog.write() as conn:
@@ -752,3 +759,37 @@ class ModelRegistry:
                 )
             )
         return out
+
+
+def _checked_gate(claimed: GateStatus, report: str | None, store: ArtifactStore) -> GateStatus:
+    """Return the gate status a registration may record, given its fairness report.
+
+    A fairness report is a JSON artifact with a ``checks`` section whose ``passed``
+    says whether every check held (what :mod:`trivet.clarify` writes). ``passed`` must
+    be backed by such a report; a report whose checks failed makes the gate ``failed``.
+    """
+    verdict: bool | None = None
+    if report is not None:
+        try:
+            document = json.loads(store.get_bytes(report))
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            document = None
+        checks = document.get("checks") if isinstance(document, dict) else None
+        if isinstance(checks, dict) and isinstance(checks.get("passed"), bool):
+            verdict = checks["passed"]
+    if claimed is GateStatus.PASSED and verdict is not True:
+        why = (
+            "no fairness report was given"
+            if report is None
+            else "its fairness report records no passed checks"
+            if verdict is None
+            else "its fairness report records failed checks"
+        )
+        raise ValidationError(
+            f"gate_status='passed' is refused: {why}.",
+            hint="register with the report of a bias check whose checks passed, or with "
+            "gate_status='failed' / 'none'",
+        )
+    if verdict is False:
+        return GateStatus.FAILED
+    return claimed
