@@ -33,7 +33,7 @@ import datetime as dt
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from enum import StrEnum
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
@@ -150,9 +150,9 @@ def _check_text(value: object, what: str) -> str:
     return value
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True)
 class Feature:
-    """One typed column of a feature group.
+    """One typed column of a feature group: ``Feature("income", "float", description=...)``.
 
     Args:
         name: ``[a-z_][a-z0-9_]{0,63}``, not starting with ``__``.
@@ -163,6 +163,7 @@ class Feature:
 
     name: str
     dtype: Dtype
+    _: KW_ONLY
     description: str = ""
     parameters: Mapping[str, str] = field(default_factory=dict)
 

@@ -9,15 +9,7 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 
 from trivet.clarify import Facet
 from trivet.examples.credit.data import OCCUPATIONS, generate
-from trivet.pipelines import Param, pipeline, step
-from trivet.pipelines.steps import (
-    bias_check,
-    evaluate,
-    gate,
-    read_training_set,
-    register_model,
-    train,
-)
+from trivet.pipelines import Param, pipeline, step, steps
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -58,16 +50,18 @@ def credit_model(
     drop: list[str] = NAIVE,  # type: ignore[assignment]  # Param carries default and help
 ) -> None:
     """Train a credit model on point-in-time features; register it only if it is fair."""
-    rows = read_training_set(applications(n, seed), features=FEATURES, timestamp="application_ts")
+    rows = steps.read_training_set(
+        applications(n, seed), features=FEATURES, timestamp="application_ts"
+    )
     history, holdout = prepare(rows, "train"), prepare(rows, "holdout")
-    model = train(
+    model = steps.train(
         history,
         label="repaid",
         drop=drop,
         estimator=HistGradientBoostingClassifier(max_iter=100, random_state=0),
     )
-    metrics = evaluate(model, holdout, label="repaid")
-    bias = bias_check(
+    metrics = steps.evaluate(model, holdout, label="repaid")
+    bias = steps.bias_check(
         model,
         holdout,
         label="repaid",
@@ -75,9 +69,9 @@ def credit_model(
         checks=CHECKS,
         report_name="credit-model",
     )
-    gate(
+    steps.gate(
         bias,
-        then=lambda: register_model(
+        then=lambda: steps.register_model(
             model, name="credit-model", metrics=metrics, bias=bias, training_set=rows
         ),
     )
