@@ -78,6 +78,14 @@ def test_as_of(customers: FeatureStore) -> None:
     assert len(customers.sql("select * from customers", as_of=at(-1))) == 0
 
 
+def test_a_version_not_yet_written_is_a_clear_error(customers: FeatureStore) -> None:
+    latest = len(customers.offline_table("customers", as_of=None)) and 1  # one ingest so far
+    assert latest
+    with pytest.raises(ValidationError, match="there is no version 999 yet") as err:
+        customers.offline_table("customers", as_of=999)
+    assert err.value.hint is not None and "as_of=" in err.value.hint
+
+
 def test_only_groups_you_may_read_offline_are_reachable(
     customers: FeatureStore, admin: trivet.Session, workspace: Settings
 ) -> None:

@@ -26,7 +26,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from trivet.errors import BackendError
+from trivet.errors import BackendError, ValidationError
 from trivet.featurestore.definitions import FeatureGroup
 
 if TYPE_CHECKING:
@@ -85,10 +85,18 @@ class DeltaOfflineStore:
 
         try:
             table = DeltaTable(self.table_uri(group), storage_options=self.storage_options)
+            if isinstance(version, int) and version > table.version():
+                raise ValidationError(
+                    f"The offline table of {group.name!r} has versions 0 to {table.version()}; "
+                    f"there is no version {version} yet.",
+                    hint="pass as_of=<one of those versions> or a point in time",
+                )
             if version is not None:
                 table.load_as_version(version)
         except TableNotFoundError:
             return None
+        except ValidationError:
+            raise
         except Exception as exc:
             raise _backend(exc, f"open the table of {group.name!r}") from exc
         return table
