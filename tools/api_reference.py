@@ -4,7 +4,8 @@
     uv run python tools/api_reference.py --check    # exit 1 if docs/api.md is stale
 
 What is public is what each module's ``__all__`` says; for classes, their public methods
-and properties. tests/test_api_reference.py runs ``--check``.
+and properties. tests/test_api_reference.py runs ``--check``. Signatures are fenced as
+```py (not ```python), so tests/test_docs.py does not try to run them.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import enum
 import importlib
 import inspect
 import sys
+import typing
 from pathlib import Path
 from typing import Any
 
@@ -69,17 +71,14 @@ def _doc(obj: Any) -> str:
 
 
 def _members(cls: type) -> list[tuple[str, Any]]:
+    """Public methods and properties defined by the class or a trivet base class."""
+    own = [c for c in cls.__mro__ if c.__module__.startswith("trivet")]
     found = []
     for name, member in inspect.getmembers(cls):
-        if name.startswith("_"):
+        if name.startswith("_") or not any(name in c.__dict__ for c in own):
             continue
-        if name not in cls.__dict__ and not any(
-            name in base.__dict__ for base in cls.__mro__[1:] if base.__module__.startswith("trivet")
-        ):
-            continue
-        if isinstance(inspect.getattr_static(cls, name), property) or inspect.isfunction(member):
-            found.append((name, member))
-        elif isinstance(inspect.getattr_static(cls, name), classmethod | staticmethod):
+        static = inspect.getattr_static(cls, name)
+        if isinstance(static, property | classmethod | staticmethod) or inspect.isfunction(member):
             found.append((name, member))
     return found
 
@@ -90,7 +89,7 @@ def _render_class(qual: str, cls: type) -> list[str]:
         out += [_doc(cls), "", "Values: " + ", ".join(f"`{m.value}`" for m in cls), ""]
         return out
     if dataclasses.is_dataclass(cls):
-        out += [f"```python\n{cls.__name__}{_signature(cls)}\n```", ""]
+        out += [f"```py\n{cls.__name__}{_signature(cls)}\n```", ""]
     out += [_doc(cls), ""]
     if issubclass(cls, BaseException):
         return out
@@ -102,7 +101,7 @@ def _render_class(qual: str, cls: type) -> list[str]:
             out += [
                 f"#### `{cls.__name__}.{name}`",
                 "",
-                f"```python\n{name}{_signature(member)}\n```",
+                f"```py\n{name}{_signature(member)}\n```",
                 "",
                 _doc(member),
                 "",
@@ -122,10 +121,13 @@ def render() -> str:
                 continue
             obj = getattr(module, name)
             qual = f"{module_name}.{name}"
-            if inspect.isclass(obj):
+            if typing.get_origin(obj) is not None:  # a type alias, e.g. Literal[...]
+                shown = repr(obj).replace("typing.", "")
+                out += [f"### `{qual}`", "", f"```py\n{name} = {shown}\n```", ""]
+            elif inspect.isclass(obj):
                 out += _render_class(qual, obj)
             elif callable(obj):
-                out += [f"### `{qual}`", "", f"```python\n{name}{_signature(obj)}\n```", ""]
+                out += [f"### `{qual}`", "", f"```py\n{name}{_signature(obj)}\n```", ""]
                 out += [_doc(obj), ""]
     return "\n".join(out).rstrip() + "\n"
 

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 MARKER = ".trivet-quickstart"
 PROJECT = "credit"
 MODEL = "credit-model"
+GROUP_NAMES = ("applicants", "credit_history", "transactions")
 
 console = Console(stderr=True, highlight=False, soft_wrap=True)
 
@@ -74,18 +75,16 @@ def run(directory: Path) -> None:
     _ok(f"you are {admin.principal.name!r}, its admin (the OS user who created it)")
 
     _step("Three identities, one line each — and no other permission wiring")
-    dana = _member(admin, ws, "dana", "user", "data_scientist", f"{PROJECT}/*")
-    rita = _member(admin, ws, "rita", "user", "approver", f"{PROJECT}/*")
-    app = _member(
-        admin, ws, "scoring-app", "service", "online_reader", f"{PROJECT}/feature_groups/*"
-    )
+    dana, _ = _member(admin, ws, "dana", "user", "data_scientist", f"{PROJECT}/*")
+    rita, _ = _member(admin, ws, "rita", "user", "approver", f"{PROJECT}/*")
+    app, app_token = _member(admin, ws, "scoring-app", "service", "online_reader", f"{PROJECT}/*")
     _ok("dana: data_scientist · rita: approver (fairness reviewer) · scoring-app: online_reader")
 
     _step("dana defines three feature groups and ingests their history")
     data = generate()
     for spec in GROUPS:
         dana.featurestore.create_group(spec)
-    for name in ("applicants", "credit_history", "transactions"):
+    for name in GROUP_NAMES:
         dana.featurestore.ingest(name, getattr(data, name))
     _ok(f"{data.rows:,} feature rows with event times; {len(data.applications):,} applications")
 
@@ -147,18 +146,25 @@ def run(directory: Path) -> None:
     _ok(f"report {bias['report'][:12]}… ({len(report.to_json())} bytes JSON) reviewed")
     _ok(f"v{approved.version}: {approved.status} by {approved.decided_by}")
 
-    _step("A new applicant arrives; scoring-app reads their online features, the champion scores")
+    _step("A new applicant arrives; scoring-app asks the server to score them")
     applicant = _new_applicant(dana, data)
-    row = _online_row(app, applicant)
-    model = dana.registry.load(MODEL, "champion")
-    frame = _feature_frame(model, row)
-    probability = float(model.predict_proba(frame)[0][-1])
-    from trivet.clarify import explain
+    from trivet.server import running
 
-    baseline = pipes.output(fair.id, "prepare_2")[frame.columns]  # the holdout rows
-    why = explain(model, frame, rows=[0], sample=None, baseline=baseline).local[0]
-    top = ", ".join(f"{name} {value:+.2f}" for name, value in why.top(3))
-    _ok(f"applicant {applicant}: P(repay) = {probability:.2f}; top reasons: {top}")
+    with running(ws) as url:
+        answer = _post_json(
+            f"{url}/v1/projects/{PROJECT}/models/{MODEL}/predict",
+            app_token,
+            {"records": [{"groups": list(GROUP_NAMES), "id": applicant}], "explain": True},
+        )
+    scored = answer["predictions"][0]
+    why = scored["explanation"]
+    top = ", ".join(f"{c['feature']} {c['shap']:+.2f}" for c in why["top"][:3])
+    _ok(
+        f"applicant {applicant}: P(repay) = {scored['probabilities'][-1]:.2f} from "
+        f"v{answer['version']} (the champion) on their online features; logged as "
+        f"{scored['inference_id'][:8]}…"
+    )
+    _ok(f"top reasons ({why['output']}): {top}")
 
     _step("Lineage and audit")
     upstream = admin.lineage.upstream(Node(kind="model_version", id=approved.resource))
@@ -185,20 +191,22 @@ def run(directory: Path) -> None:
         f"trivet -w {ws} pipelines executions",
         f"trivet -w {ws} audit log --denied",
         f"trivet -w {ws} artifacts get {bias['html']} report.html",
+        f"trivet -w {ws} auth token create --principal rita   # a token to sign in with",
+        f"trivet -w {ws} serve   # the API (/docs) and the web console (/)",
     ):
         console.print(Text(f"  {command}", style="cyan"))
 
 
 def _member(
     admin: trivet.Session, ws: Path, name: str, kind: str, role: str, pattern: str
-) -> trivet.Session:
+) -> tuple[trivet.Session, str]:
     import trivet
 
     create = admin.identity.create_user if kind == "user" else admin.identity.create_service
     create(name)
     admin.access.grant(name, role, pattern, reason="quickstart")
     token = admin.identity.create_token(name, description="quickstart")
-    return trivet.connect(ws, token=token.secret)
+    return trivet.connect(ws, token=token.secret), token.secret
 
 
 def _versions(session: trivet.Session) -> list[Any]:
@@ -224,22 +232,21 @@ def _new_applicant(dana: trivet.Session, data: Any) -> str:
     return applicant
 
 
-def _online_row(app: trivet.Session, applicant: str) -> dict[str, Any]:
-    records = app.featurestore.batch_get_record(
-        {"applicants": [applicant], "credit_history": [applicant], "transactions": [applicant]}
+def _post_json(url: str, token: str, body: dict[str, Any]) -> dict[str, Any]:
+    """POST ``body`` as JSON with a bearer token; return the JSON answer."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    request = urllib.request.Request(  # noqa: S310 - a loopback URL we just started
+        url,
+        data=json.dumps(body).encode(),
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+        method="POST",
     )
-    row: dict[str, Any] = {}
-    for found in records.values():
-        for record in found:
-            row.update(record or {})
-    return row
-
-
-def _feature_frame(model: Any, row: dict[str, Any]) -> Any:
-    import pandas as pd
-
-    from trivet.examples.credit.data import OCCUPATIONS
-
-    values = dict(row, occupation_code=OCCUPATIONS.index(row["occupation"]))
-    names = list(model.feature_names_in_)
-    return pd.DataFrame([[values[n] for n in names]], columns=names)
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310
+            answer: dict[str, Any] = json.loads(response.read())
+    except urllib.error.HTTPError as exc:  # pragma: no cover - would be a serving bug
+        raise AssertionError(f"the server answered {exc.code}: {exc.read()!r}") from None
+    return answer

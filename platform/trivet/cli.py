@@ -139,6 +139,14 @@ def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 8420,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+    pipeline: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--pipeline",
+            metavar="TARGET",
+            help="A pipeline the API may start: module:NAME or FILE.py:NAME (repeatable).",
+        ),
+    ] = None,
 ) -> None:
     """Serve the workspace: REST API (/docs), web console (/) — Ctrl-C stops it gracefully."""
     from trivet._cli.context import workspace_path
@@ -147,7 +155,9 @@ def serve(
     if log_level not in ("debug", "info", "warning", "error"):
         raise typer.BadParameter("choose debug, info, warning or error", param_hint="--log-level")
     note(f"trivet serving on http://{host}:{port}/ (API docs at /docs); Ctrl-C stops it.")
-    run_server(workspace_path(), host=host, port=port, log_level=log_level)
+    run_server(
+        workspace_path(), host=host, port=port, log_level=log_level, pipelines=pipeline or ()
+    )
 
 
 app.add_typer(auth_cli.app, name="auth")

@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
 
 from trivet import __version__
+from trivet.errors import BackendError
 from trivet.platform.http import SessionPool, install_error_handlers
 from trivet.platform.identity import redact
 from trivet.platform.settings import Settings, load_settings
@@ -27,9 +29,11 @@ if TYPE_CHECKING:
 
     from trivet.platform.session import Session
 
-__all__ = ["create_app", "serve"]
+__all__ = ["create_app", "running", "serve"]
 
 access_log = logging.getLogger("trivet.access")
+# record ids can be personal data: the access log shows that a record was read, not which
+_RECORD_ID = re.compile(r"(/records/)[^/]+")
 
 _DESCRIPTION = """\
 The REST API of a trivet workspace: feature store, pipelines, model registry, fairness
@@ -48,15 +52,26 @@ def _open(settings: Settings, token: str, project: str | None) -> Session:
     return open_session(settings, token, AssembledSession, project=project)
 
 
-def create_app(workspace: str | Path | Settings | None = None, *, console: bool = True) -> FastAPI:
+def create_app(
+    workspace: str | Path | Settings | None = None,
+    *,
+    console: bool = True,
+    pipelines: Sequence[str] = (),
+) -> FastAPI:
     """Return the FastAPI app serving ``workspace`` (default: as :func:`trivet.connect`).
 
     Args:
         workspace: the workspace folder, or its loaded settings.
         console: also serve the web console (the HTML pages under ``/``).
+        pipelines: pipelines the API may start, as ``module:NAME`` or ``FILE.py:NAME``;
+            they are imported now (the server never imports code an HTTP caller names).
+
+    Raises:
+        NotFound: a pipeline target that does not load.
     """
     from trivet.clarify.http import router as clarify_router
     from trivet.featurestore.http import router as featurestore_router
+    from trivet.pipelines.http import load_startable
     from trivet.pipelines.http import router as pipelines_router
     from trivet.platform.http import router as platform_router
 
@@ -72,6 +87,7 @@ def create_app(workspace: str | Path | Settings | None = None, *, console: bool 
     )
     app.state.settings = settings
     app.state.sessions = SessionPool(settings, _open)
+    app.state.pipelines = load_startable(pipelines)
     install_error_handlers(app)
     app.include_router(platform_router)
     app.include_router(featurestore_router)
@@ -124,7 +140,7 @@ class _AccessLog:
                 "%s %s %s %d %.1fms",
                 client[0] if client else "-",
                 scope["method"],
-                redact(scope["path"]),
+                _RECORD_ID.sub(r"\1…", redact(scope["path"])),
                 status,
                 (time.perf_counter() - start) * 1000,
             )
@@ -142,11 +158,15 @@ def serve(
     host: str = "127.0.0.1",
     port: int = 8420,
     log_level: str = "info",
+    pipelines: Sequence[str] = (),
 ) -> None:
-    """Serve ``workspace`` over HTTP until interrupted (SIGINT/SIGTERM shut down gracefully)."""
+    """Serve ``workspace`` over HTTP until interrupted (SIGINT/SIGTERM shut down gracefully).
+
+    ``pipelines`` (``module:NAME`` or ``FILE.py:NAME``) are the ones the API may start.
+    """
     import uvicorn
 
-    app = create_app(workspace)
+    app = create_app(workspace, pipelines=pipelines)
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(name)s %(message)s")
     uvicorn.run(
         app,
@@ -156,3 +176,48 @@ def serve(
         access_log=False,  # ours (trivet.access) never logs query strings or headers
         timeout_graceful_shutdown=10,
     )
+
+
+@contextlib.contextmanager
+def running(
+    workspace: str | Path | Settings | None = None,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    pipelines: Sequence[str] = (),
+) -> Iterator[str]:
+    """Run the server in a background thread; yield its base URL; stop it gracefully.
+
+    For notebooks, examples and tests: ``port=0`` picks a free port.
+
+    Example:
+        >>> import trivet, tempfile, urllib.request
+        >>> ws = trivet.init(tempfile.mkdtemp() + "/ws")
+        >>> with running(ws) as url:
+        ...     urllib.request.urlopen(url + "/healthz").status
+        200
+    """
+    import threading
+
+    import uvicorn
+
+    app = create_app(workspace, pipelines=pipelines)
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True, name="trivet-server")
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            server.should_exit = True
+            raise BackendError(
+                f"The server did not start on {host}:{port}.",
+                hint="is the port free? pass another one",
+            )
+        time.sleep(0.01)
+    bound = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield f"http://{host}:{bound}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)

@@ -12,6 +12,7 @@ import pytest
 import trivet
 from trivet.platform import audit
 from trivet.platform.lineage import Node
+from trivet.platform.predictions import read_predictions
 
 
 def run_quickstart(directory: Path) -> subprocess.CompletedProcess[str]:
@@ -53,12 +54,19 @@ def test_quickstart_tells_the_story_and_leaves_a_consistent_workspace(tmp_path: 
         "PendingManualApproval"
     )
 
-    # the application principal may read online features and nothing else
+    # the application principal may read online features and get the champion's
+    # predictions from the server — nothing else
     app = next(p for p in admin.identity.principals() if p.name == "scoring-app")
     assert app.kind.value == "service"
     check = admin.access.check
     fg = "credit/feature_groups/applicants"
     assert check("feature:read_online", fg, principal="scoring-app").allowed
+    assert check("model:predict", version.resource, principal="scoring-app").allowed
+    logged = read_predictions(admin, "credit-model")
+    assert logged["record_id"].tolist() == ["new-applicant"]
+    assert logged["principal"].tolist() == ["scoring-app"]
+    assert logged["version"].tolist() == [1]
+    assert "P(repay)" in proc.stderr and "top reasons" in proc.stderr
     for action, resource in [
         ("feature:read_offline", fg),
         ("feature:write", fg),

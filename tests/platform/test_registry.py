@@ -347,11 +347,42 @@ def test_versions_are_immutable(admin: trivet.Session) -> None:
         "group",
         "groups",
         "load",
+        "load_servable",
         "register",
         "reject",
+        "servable",
         "set_alias",
         "versions",
     }
+
+
+def test_servable_resolves_approved_versions_under_model_predict(
+    admin: trivet.Session, workspace: Settings
+) -> None:
+    from sklearn.linear_model import LogisticRegression
+
+    model = LogisticRegression().fit(np.array([[0.0], [1.0], [2.0], [3.0]]), [0, 0, 1, 1])
+    admin.registry.register("m", model)
+    admin.registry.register("m", model)
+    app = user(admin, workspace, "app", "online_reader")
+    with pytest.raises(Conflict, match="no Approved version"):
+        app.registry.servable("m")
+    with pytest.raises(Conflict, match="PendingManualApproval"):
+        app.registry.servable("m", 2)
+    admin.registry.approve("m", 1, justification="ok")
+    admin.registry.approve("m", 2, justification="ok")
+    assert app.registry.servable("m").version == 2  # no champion: the latest Approved
+    admin.registry.set_alias("m", "champion", 1)
+    assert app.registry.servable("m").version == 1
+    assert app.registry.servable("m", "champion").version == 1
+    served = app.registry.load_servable(app.registry.servable("m"))
+    assert served.predict_proba([[3.0]]).tolist() == model.predict_proba([[3.0]]).tolist()
+    with pytest.raises(PermissionDenied, match="model:read"):
+        app.registry.load("m", 1)  # predictions, never the model itself
+    viewer = user(admin, workspace, "vera", "viewer")
+    for ref in (None, 1, "champion"):
+        with pytest.raises(PermissionDenied, match="model:predict"):
+            viewer.registry.servable("m", ref)
 
 
 # -- decisions ---------------------------------------------------------------------------------

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 
 import numpy as np
+import pytest
 from sklearn.linear_model import LogisticRegression
 
 from tests.server.live import Live
@@ -164,3 +166,19 @@ def test_unknown_route_and_method_are_json_errors(live: Live) -> None:
     assert missing.status_code == 404
     assert missing.json()["error"]["type"] == "NotFound"
     assert wrong.status_code == 405
+
+
+def test_the_access_log_names_requests_without_secrets_or_record_ids(
+    live: Live, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="trivet.access")
+    token = live.user("ann")
+    project = live.admin.project
+    with live.client(token) as http:
+        http.get("/v1/whoami", params={"token": token})
+        http.get(f"/v1/projects/{project}/feature-groups/people/records/alice-1956")
+    lines = [r.getMessage() for r in caplog.records if r.name == "trivet.access"]
+    assert any("GET /v1/whoami 200" in line for line in lines), lines
+    assert any("/feature-groups/people/records/… 40" in line for line in lines), lines
+    text = "\n".join(lines)
+    assert token not in text and "alice-1956" not in text

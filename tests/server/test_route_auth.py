@@ -1,8 +1,8 @@
 """Every API route refuses a request without a token (401) and a stranger's token (403).
 
-The routes are enumerated from the server's OpenAPI document, so a new route is covered the day it is
-added; a route that takes a body needs an example body below, or this test fails and
-says so.
+The routes are enumerated from the server's OpenAPI document, so a new route is
+covered the day it is added; a route that takes a body needs an example body below, or
+this test fails and says so.
 """
 
 from __future__ import annotations
@@ -21,6 +21,12 @@ BODIES: dict[tuple[str, str], Any] = {
     ("POST", "/v1/projects/{project}/models/{name}/versions/{version}/reject"): {
         "justification": "no"
     },
+    ("POST", "/v1/projects/{project}/records:batch-get"): {
+        "requests": [{"group": "credit", "id": "42"}]
+    },
+    ("PUT", "/v1/projects/{project}/feature-groups/{name}/records"): {"record": {"id": "42"}},
+    ("POST", "/v1/projects/{project}/pipelines/{name}/executions"): {"parameters": {}},
+    ("POST", "/v1/projects/{project}/models/{name}/predict"): {"instances": [{"x": 1.0}]},
 }
 
 # Routes any authenticated principal may call.
@@ -82,9 +88,7 @@ def test_every_route_refuses_a_principal_without_the_permission(live: Live) -> N
     # eve is an owner — of another project; here she holds nothing
     stranger = live.user("eve", ("owner", "elsewhere/*"))
     missing_bodies = [
-        (m, p)
-        for m, p in _routes(live)
-        if m in ("POST", "PUT", "PATCH") and (m, p) not in BODIES
+        (m, p) for m, p in _routes(live) if m in ("POST", "PUT", "PATCH") and (m, p) not in BODIES
     ]
     assert not missing_bodies, f"add example bodies to BODIES for {missing_bodies}"
     for method, path in _routes(live):

@@ -335,6 +335,11 @@ def analyze(
         bootstrap=settings,
         min_group_size=min_group_size,
         counts=_counts_dict(table, enc),
+        missing_policy=missing,
+        label_distribution=label_distribution,
+        divergence_smoothing=divergence_smoothing,
+        features=None if features is None else tuple(features),
+        flip_neighbors=flip_neighbors,
     )
 
 

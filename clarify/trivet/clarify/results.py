@@ -5,9 +5,18 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
-from trivet.clarify.config import Bootstrap, Facet, Intersection, Label, Mode, Prediction, Stage
+from trivet.clarify.config import (
+    Bootstrap,
+    Facet,
+    Intersection,
+    Label,
+    MissingPolicy,
+    Mode,
+    Prediction,
+    Stage,
+)
 from trivet.errors import ValidationError, did_you_mean
 
 if TYPE_CHECKING:
@@ -99,6 +108,9 @@ class BiasReport:
         warnings: groups too small for a metric to mean much (see ``min_group_size``).
         bootstrap: the bootstrap settings, when intervals were computed.
         counts: the count table: ``{"axes": [...], "labels": {...}, "counts": [...]}``.
+        missing_policy, label_distribution, divergence_smoothing, features,
+        flip_neighbors: the options the metrics were computed with (what a drift
+            monitor needs to compute the same metrics on new data).
     """
 
     mode: Mode
@@ -117,6 +129,11 @@ class BiasReport:
     bootstrap: Bootstrap | None = None
     min_group_size: int = 30
     counts: Mapping[str, Any] = field(default_factory=dict, repr=False)
+    missing_policy: MissingPolicy = "error"
+    label_distribution: Literal["binary", "values"] = "binary"
+    divergence_smoothing: float = 0.0
+    features: tuple[str, ...] | None = None
+    flip_neighbors: int = 5
 
     @property
     def metrics(self) -> tuple[str, ...]:

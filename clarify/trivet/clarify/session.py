@@ -24,7 +24,8 @@ if TYPE_CHECKING:
 
     from trivet.clarify._explain import Explanation
     from trivet.clarify.checks import CheckOutcome, CheckResult, ChecksSpec
-    from trivet.clarify.report import Report, StoredReport
+    from trivet.clarify.monitor import Baseline, MonitorResult, RangesSpec
+    from trivet.clarify.report import Report, ReportEntry, StoredReport
     from trivet.platform.session import Session
 
 __all__ = ["Clarify"]
@@ -203,6 +204,30 @@ class Clarify:
 
         return read_report(self._session, digest)
 
+    def reports(self, name: str | None = None) -> list[ReportEntry]:
+        """Return the stored report versions you may read (of one report, or all), newest first.
+
+        Each entry names a version (digest, name, when, who); read its document with
+        :meth:`get_report`. Versions you lack ``clarify:read_report`` on are left out.
+
+        Raises:
+            ValidationError: a malformed report name.
+        """
+        from trivet.clarify.report._store import list_reports
+
+        return list_reports(self._session, name)
+
+    def report_html(self, digest: str) -> str:
+        """Return a stored report's self-contained HTML page (the one stored with it).
+
+        Raises:
+            PermissionDenied: no ``clarify:read_report`` on the report's folder.
+            NotFound: no report has that digest.
+        """
+        from trivet.clarify.report._store import read_report_html
+
+        return read_report_html(self._session, digest)
+
     def sign_off(
         self, report_digest: str, *, definition: str, rationale: str, tradeoffs: str
     ) -> StoredReport:
@@ -237,4 +262,151 @@ class Clarify:
             definition=definition,
             rationale=rationale,
             tradeoffs=tradeoffs,
+        )
+
+    # -- drift monitoring ----------------------------------------------------------------
+    def baseline(
+        self,
+        name: str,
+        *,
+        bias: BiasReport | Sequence[BiasReport],
+        explanations: Explanation | None = None,
+        ranges: RangesSpec | None = None,
+        margin: float = 0.5,
+        metrics: Iterable[str] | None = None,
+        ndcg_threshold: float = 0.9,
+        data_digest: str | None = None,
+        model_version: str | None = None,
+    ) -> Baseline:
+        """Store bias results (and explanations) as a baseline to monitor new data against.
+
+        The baseline is a fairness report (JSON and HTML in ``<project>/reports/<name>``,
+        lineage as :meth:`report`, audit row ``clarify:baseline``) with a ``baseline``
+        section: the configuration that recomputes the same metrics on other data, and
+        an allowed range per monitored metric and facet group. A range is given in
+        ``ranges``, or derived from the baseline's bootstrap interval ``[lo, hi]`` as
+        ``[lo - margin*(hi - lo), hi + margin*(hi - lo)]``; a metric with neither is
+        not monitored (``Baseline.unmonitored`` says why).
+
+        Args:
+            name: the report's name (one path segment).
+            bias: bias results on the baseline data, computed with ``bootstrap=`` for
+                derived ranges; several (e.g. one per facet) on the same label.
+            explanations: an :class:`Explanation` of the model on the baseline data: its
+                global importance is the reference for explanation drift.
+            ranges: allowed ranges, e.g. ``{"DI": (0.8, 1.25)}`` (every group) or
+                :class:`~trivet.clarify.monitor.AllowedRange` objects (one facet or
+                group); they take precedence over derived ones.
+            margin: how far a derived range extends beyond the interval on each side,
+                in interval widths (>= 0).
+            metrics: monitor only these metrics (default: every one with a range).
+            ndcg_threshold: flag explanation drift when NDCG falls below this.
+            data_digest: the artifact digest of the baseline data (lineage).
+            model_version: the model version evaluated, ``"<group>/<version>"``.
+
+        Returns:
+            The stored :class:`~trivet.clarify.monitor.Baseline`.
+
+        Raises:
+            PermissionDenied: no ``clarify:run`` (or ``artifact:write``) on the folder.
+            ValidationError: no metric would be monitored, a range matching no metric,
+                a rule value JSON cannot hold.
+        """
+        from trivet.clarify.monitor import create_baseline
+
+        return create_baseline(
+            self._session,
+            name,
+            bias=bias,
+            explanations=explanations,
+            ranges=ranges,
+            margin=margin,
+            metrics=metrics,
+            ndcg_threshold=ndcg_threshold,
+            data_digest=data_digest,
+            model_version=model_version,
+        )
+
+    def get_baseline(self, digest: str) -> Baseline:
+        """Return a stored baseline by its digest (or a unique prefix of 8+ characters).
+
+        Raises:
+            PermissionDenied: no ``clarify:read_report`` on its folder.
+            NotFound: no report has that digest.
+            ValidationError: the report is not a baseline.
+        """
+        from trivet.clarify.monitor import read_baseline
+
+        return read_baseline(self._session, digest)
+
+    def monitor(
+        self,
+        batch: pd.DataFrame,
+        baseline: Baseline | str,
+        *,
+        model: Any = None,
+        explanations: Explanation | None = None,
+        bootstrap: Bootstrap | int | None = None,
+        name: str | None = None,
+        store: bool = True,
+        data_digest: str | None = None,
+        model_version: str | None = None,
+    ) -> MonitorResult:
+        """Compute the baseline's metrics on a new batch and report violations.
+
+        The batch needs the baseline's columns (label, facets, prediction, group
+        variable), e.g. logged predictions joined with the ground truth that came later.
+        Each monitored metric is computed as in the baseline, with bootstrap intervals
+        (the baseline's settings unless ``bootstrap`` is given), and is a
+        **violation** when its whole confidence interval ``[l, u]`` lies outside its
+        allowed range ``[low, high]`` (``u < low`` or ``l > high``); an interval that
+        overlaps the range, even when the point estimate lies outside, is not. A
+        metric without a live interval is ``undefined`` and not a violation.
+
+        With ``model`` (or a ready ``explanations``) and a baseline that has
+        explanations, the batch is explained the baseline's way and the ranking of
+        global SHAP importance is compared with the baseline's by
+        :func:`~trivet.clarify.monitor.ndcg` (relevance: the baseline's mean |SHAP|;
+        discount ``log2(rank + 1)``; normalised by the ideal ordering); NDCG below the
+        baseline's ``ndcg_threshold`` is a violation too.
+
+        The run is stored as a report in ``<project>/reports/<name>`` (default: the
+        baseline's name) holding the live metrics and a ``monitoring`` section, with
+        lineage ``baseline → run`` (``baseline_for``) and an audit row
+        ``clarify:monitor``.
+
+        Args:
+            batch: the new data.
+            baseline: a :class:`~trivet.clarify.monitor.Baseline` or its digest.
+            model: the model, to explain the batch for explanation drift.
+            explanations: the batch's explanation, computed by you (instead of model).
+            bootstrap: resamples or :class:`Bootstrap` settings for the live intervals.
+            name: the report name the run is stored under.
+            store: store the run (False: compute and return it only).
+            data_digest: the artifact digest of the batch (lineage).
+            model_version: the model version monitored, ``"<group>/<version>"``.
+
+        Returns:
+            A :class:`~trivet.clarify.monitor.MonitorResult`; ``passed`` is False when
+            there is a violation.
+
+        Raises:
+            PermissionDenied: no ``clarify:read_report`` on the baseline's folder, or no
+                ``clarify:run`` (or ``artifact:write``) on the run's.
+            ValidationError: the batch lacks a column or a facet value, or the baseline
+                has no explanations while ``model`` is given.
+        """
+        from trivet.clarify.monitor import run_monitor
+
+        return run_monitor(
+            self._session,
+            batch,
+            baseline,
+            model=model,
+            explanations=explanations,
+            bootstrap=bootstrap,
+            name=name,
+            store=store,
+            data_digest=data_digest,
+            model_version=model_version,
         )

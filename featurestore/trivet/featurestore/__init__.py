@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from trivet.featurestore.ingest import IngestReport
     from trivet.featurestore.offline import DeltaOfflineStore
     from trivet.featurestore.online import OnlineRow, OnlineStore, SqliteOnlineStore
+    from trivet.featurestore.stats import FeatureStatistics, GroupStatistics, Histogram
     from trivet.featurestore.store import FeatureStore, SearchHit
 
 _LAZY = {
@@ -37,7 +38,10 @@ _LAZY = {
     "FeatureGroup": "trivet.featurestore.definitions",
     "FeatureGroupNotFound": "trivet.featurestore.errors",
     "FeatureGroupSpec": "trivet.featurestore.definitions",
+    "FeatureStatistics": "trivet.featurestore.stats",
     "FeatureStore": "trivet.featurestore.store",
+    "GroupStatistics": "trivet.featurestore.stats",
+    "Histogram": "trivet.featurestore.stats",
     "IngestReport": "trivet.featurestore.ingest",
     "IngestValidationError": "trivet.featurestore.errors",
     "OnlineRow": "trivet.featurestore.online",
@@ -55,7 +59,10 @@ __all__ = [
     "FeatureGroup",
     "FeatureGroupNotFound",
     "FeatureGroupSpec",
+    "FeatureStatistics",
     "FeatureStore",
+    "GroupStatistics",
+    "Histogram",
     "IngestReport",
     "IngestValidationError",
     "OnlineRow",

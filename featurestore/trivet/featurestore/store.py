@@ -10,7 +10,7 @@ describe, list_groups, search               ``feature:describe``
 ingest, put_record, delete_record (soft)    ``feature:write``
 get_record, batch_get_record                ``feature:read_online``
 offline_table, build_dataset, latest_rows,  ``feature:read_offline``
-sql (the groups it sees)
+statistics, sql (the groups it sees)
 delete_group, delete_record(hard=True)      ``feature:delete``
 ==========================================  ===========================
 
@@ -74,6 +74,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
     from trivet.featurestore.datasets import Output
+    from trivet.featurestore.stats import GroupStatistics
     from trivet.platform.session import Session
 
 __all__ = ["FeatureStore", "SearchHit"]
@@ -822,6 +823,25 @@ class FeatureStore:
             event_time_range=event_time_range,
             to=to,
         )
+
+    def statistics(self, name: str, *, bins: int = 20) -> GroupStatistics:
+        """Return per-feature statistics over each record's latest offline row.
+
+        Counts, nulls, distinct values, min/max/mean/stddev and an equal-width histogram
+        for numbers, min/max and a histogram for timestamps, the most frequent values for
+        strings and bools (rules in :mod:`trivet.featurestore.stats`). Soft-deleted
+        records are left out; the TTL is not applied. Needs ``feature:read_offline``.
+
+        Args:
+            name: the feature group.
+            bins: histogram bins, 1 to 1000.
+
+        Raises:
+            ValidationError: bad ``bins``, or the group keeps no offline table.
+        """
+        from trivet.featurestore.stats import group_statistics
+
+        return group_statistics(self, name, bins=bins)
 
     def sql(
         self, query: str, *, as_of: dt.datetime | None = None, to: Output = "pandas"

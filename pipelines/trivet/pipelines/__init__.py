@@ -25,6 +25,7 @@ from trivet.pipelines.step import Step, StepOptions, step
 from trivet.platform.lazy import lazy_names
 
 if TYPE_CHECKING:
+    from trivet.pipelines._background import StartedExecution
     from trivet.pipelines._expr import Compare, Expr, Get, Logic, Output, ParamRef
     from trivet.pipelines._pipelines import Pipelines
     from trivet.pipelines._records import (
@@ -68,6 +69,7 @@ _LAZY = {
     "Pipelines": "trivet.pipelines._pipelines",
     "StepRun": "trivet.pipelines._records",
     "StepStatus": "trivet.pipelines._records",
+    "StartedExecution": "trivet.pipelines._background",
     "StepTimeout": "trivet.pipelines.errors",
     "fail": "trivet.pipelines.dag",
     "load_pipeline": "trivet.pipelines._source",
@@ -96,6 +98,7 @@ __all__ = [
     "PipelineDefinitionError",
     "PipelineInfo",
     "Pipelines",
+    "StartedExecution",
     "Step",
     "StepOptions",
     "StepRun",

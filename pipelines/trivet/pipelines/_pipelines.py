@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import sqlalchemy as sa
 
 from trivet.errors import Conflict, NotFound, PermissionDenied, ValidationError, did_you_mean
+from trivet.pipelines._background import Launch, StartedExecution
 from trivet.pipelines._engine import Engine, RunPlan
 from trivet.pipelines._outputs import Stored, load_output
 from trivet.pipelines._records import (
@@ -200,6 +201,56 @@ class Pipelines:
         name = runner_name(self._s.project) if run_as == "runner" else run_as
         return self._s.assume(name)
 
+    def start(
+        self,
+        pipeline: Pipeline,
+        /,
+        *,
+        params: Mapping[str, Any] | None = None,
+        run_as: str | None = None,
+        refresh: bool = False,
+        from_step: str | None = None,
+        only: str | None = None,
+        max_parallel: int | None = None,
+        executor: Executor | None = None,
+    ) -> StartedExecution:
+        """Start ``pipeline`` in a background thread; return once its execution is recorded.
+
+        Everything :meth:`run` checks before a step runs (the DAG, the parameters, the
+        permissions, the run-as principal) is checked here, in the calling thread, and
+        raised here. When this returns, the execution's row exists with the status
+        ``running``, so its id can be handed out (the server answers ``202`` with it)
+        while the steps run. The arguments are :meth:`run`'s.
+
+        Returns:
+            A :class:`StartedExecution`: its ``id``, and ``wait()`` for the result.
+
+        Raises:
+            PipelineDefinitionError: an invalid DAG or parameters (nothing ran).
+            PermissionDenied: as for :meth:`run`.
+        """
+        launch = self._prepare(
+            pipeline,
+            params=params,
+            run_as=run_as,
+            plan=RunPlan(refresh=refresh, from_step=from_step, only=only),
+            max_parallel=max_parallel,
+            executor=executor,
+            retry_of=None,
+        )
+        started = StartedExecution(
+            id=launch.record.id,
+            pipeline=launch.record.pipeline,
+            project=launch.record.project,
+            run=launch.run,
+        )
+        try:
+            started._begin()
+        except BaseException:  # no thread (a resource limit): end the record, not leave it
+            launch.abandon("the execution could not start a thread")
+            raise
+        return started
+
     def _start(
         self,
         pipeline: Pipeline,
@@ -211,6 +262,28 @@ class Pipelines:
         executor: Executor | None,
         retry_of: str | None,
     ) -> Execution:
+        return self._prepare(
+            pipeline,
+            params=params,
+            run_as=run_as,
+            plan=plan,
+            max_parallel=max_parallel,
+            executor=executor,
+            retry_of=retry_of,
+        ).run()
+
+    def _prepare(
+        self,
+        pipeline: Pipeline,
+        *,
+        params: Mapping[str, Any] | None,
+        run_as: str | None,
+        plan: RunPlan,
+        max_parallel: int | None,
+        executor: Executor | None,
+        retry_of: str | None,
+    ) -> Launch:
+        """Check, authorize and record an execution; return it ready to run."""
         if not isinstance(pipeline, Pipeline):
             raise ValidationError(
                 f"run() needs a pipeline, not {type(pipeline).__name__}.",
@@ -221,6 +294,8 @@ class Pipelines:
                 "Give max_parallel or an executor, not both.",
                 hint="set the cap on the executor",
             )
+        # before anything is recorded: a bad max_parallel must not leave a "running" row
+        pool = executor if executor is not None else LocalExecutor(max_parallel)
         dag = pipeline.dag()
         values = pipeline.resolve_params(params)
         if plan.from_step is not None and plan.only is not None:
@@ -374,26 +449,26 @@ class Pipelines:
             execution_id=eid,
             dag=dag,
             params=values,
-            executor=executor if executor is not None else LocalExecutor(max_parallel),
+            executor=pool,
             plan=plan,
             run_token_id=token.id,
         )
-        status = engine.run()
-        return Execution(
+        record = Execution(
             id=eid,
             pipeline=pipeline.name,
             project=project,
             version=version,
-            status=status,
+            status=ExecutionStatus.RUNNING,
             params={k: json_value(v) for k, v in values.items()},
             run_as=base.principal.name,
             invoked_by=self._s.principal.name,
             retry_of=retry_of,
             started_at=now,
-            ended_at=engine.ended_at,
-            error=engine.error,
+            ended_at=None,
+            error=None,
             steps=engine.step_runs(),
         )
+        return Launch(engine=engine, record=record)
 
     def _create_pipeline(self, conn: sa.Connection, pipeline: Pipeline, resource: str) -> str:
         from trivet.platform.access import insert_grant

@@ -53,6 +53,7 @@ ACTIONS: frozenset[str] = frozenset(
         "pipeline:delete",
         "model:describe",
         "model:read",
+        "model:predict",
         "model:register",
         "model:approve",
         "model:delete",
@@ -76,7 +77,9 @@ _VIEWER = frozenset(
 )
 BUILTIN_ROLES: Mapping[str, frozenset[str]] = {
     "viewer": _VIEWER,
-    "online_reader": frozenset({"feature:describe", "feature:read_online"}),
+    # what an application in production needs: online features and an Approved model's
+    # predictions (model:predict) — never the model's bytes or the offline data
+    "online_reader": frozenset({"feature:describe", "feature:read_online", "model:predict"}),
     "data_scientist": _VIEWER
     | {
         "feature:read_online",
@@ -87,12 +90,14 @@ BUILTIN_ROLES: Mapping[str, frozenset[str]] = {
         "pipeline:update",
         "pipeline:run",
         "model:read",
+        "model:predict",
         "model:register",
         "artifact:read",
         "artifact:write",
         "clarify:run",
     },
-    "approver": _VIEWER | {"model:read", "model:approve", "clarify:review", "artifact:read"},
+    "approver": _VIEWER
+    | {"model:read", "model:predict", "model:approve", "clarify:review", "artifact:read"},
     "owner": ACTIONS,
     # What the creator of a resource gets on it: everything but the reviewing actions,
     # so that whoever makes a thing does not also sign it off (separation of duties).

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from trivet.clarify.report._document import FORMAT, FORMAT_VERSION, Report, build_document
 from trivet.clarify.report._review import DEFINITIONS, FairnessDefinition
-from trivet.clarify.report._store import StoredReport
+from trivet.clarify.report._store import ReportEntry, StoredReport
 
 if TYPE_CHECKING:
     from trivet.clarify._explain import Explanation
@@ -30,6 +30,7 @@ __all__ = [
     "FORMAT_VERSION",
     "FairnessDefinition",
     "Report",
+    "ReportEntry",
     "StoredReport",
     "build_report",
 ]

@@ -20,9 +20,10 @@ bytes are still content-addressed and verified on every read.
 from __future__ import annotations
 
 import copy
+import datetime as dt
 import hashlib
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -33,7 +34,15 @@ from trivet.errors import Conflict, NotFound, PermissionDenied, ValidationError
 if TYPE_CHECKING:
     from trivet.platform.session import Session
 
-__all__ = ["StoredReport", "read_report", "report_folder", "sign_off", "store_report"]
+__all__ = [
+    "ReportEntry",
+    "list_reports",
+    "read_report",
+    "read_report_html",
+    "report_folder",
+    "sign_off",
+    "store_report",
+]
 
 _HEX = re.compile(r"[0-9a-f]{8,64}")
 _MAX_TEXT = 4000
@@ -70,6 +79,27 @@ class StoredReport:
 
     def _repr_html_(self) -> str:
         return self.report._repr_html_()
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReportEntry:
+    """A stored report version, as listed (its document is read with ``get_report``).
+
+    Attributes:
+        name: the report's name.
+        digest: the sha256 of its JSON.
+        html_digest: the sha256 of its HTML page.
+        folder: the artifact folder, ``<project>/reports/<name>``.
+        created_at: when this version was stored.
+        created_by: the name of the principal who stored it (None if since deleted).
+    """
+
+    name: str
+    digest: str
+    html_digest: str
+    folder: str
+    created_at: dt.datetime
+    created_by: str | None
 
 
 def report_folder(session: Session, name: str) -> str:
@@ -135,8 +165,16 @@ def store_report(
     *,
     folder: str,
     model_path: str | None,
+    action: str = "clarify:report",
+    sources: Sequence[tuple[Any, str]] = (),
+    detail: Mapping[str, Any] | None = None,
 ) -> StoredReport:
-    """Store a document built for ``name`` (the caller checked ``clarify:run``)."""
+    """Store a document built for ``name`` (the caller checked ``clarify:run``).
+
+    ``action`` names the audit row; ``sources`` adds lineage edges ``(node, relation)``
+    into the report, ``detail`` fields to the audit row (a baseline and a monitoring
+    run use these).
+    """
     from trivet.clarify.report._html import render_report
     from trivet.platform.lineage import Node
 
@@ -148,20 +186,20 @@ def store_report(
     html = session.artifacts.put_bytes(
         page, folder=folder, media_type="text/html", label=f"fairness report {name} (HTML)"
     )
-    sources: list[tuple[Any, str]] = []
+    edges = list(sources)
     if document.get("data_digest"):
-        sources.append((Node(kind="dataset", id=document["data_digest"]), "evaluated_on"))
+        edges.append((Node(kind="dataset", id=document["data_digest"]), "evaluated_on"))
     if model_path is not None:
-        sources.append((Node(kind="model_version", id=model_path), "evaluated"))
+        edges.append((Node(kind="model_version", id=model_path), "evaluated"))
     checks = document.get("checks")
     _edges(
         session,
-        action="clarify:report",
+        action=action,
         folder=folder,
         digest=ref.digest,
         html_digest=html.digest,
-        sources=sources,
-        detail={"checks_passed": None if checks is None else checks["passed"]},
+        sources=edges,
+        detail={"checks_passed": None if checks is None else checks["passed"], **(detail or {})},
     )
     return StoredReport(
         name=name,
@@ -217,6 +255,108 @@ def _locate(session: Session, digest: object, action: str) -> tuple[str, str, st
             return row.digest, row.folder, row.created_by
     session.require(action, rows[0].folder)  # audits the denial and raises
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def list_reports(session: Session, name: str | None = None) -> list[ReportEntry]:
+    """Return the project's report versions the session may read, newest first.
+
+    A report version is a JSON artifact in ``<project>/reports/<name>`` that clarify
+    stored (it has a ``rendered_as`` lineage edge to its page); other JSON filed there
+    is not listed.
+    """
+    import sqlalchemy as sa
+
+    from trivet.platform.catalog.schema import (
+        artifact_entries,
+        artifacts,
+        lineage_edges,
+        principals,
+    )
+
+    prefix = report_folder(session, name) if name is not None else session.resource("reports", "")
+    folder_clause = (
+        artifact_entries.c.folder == prefix
+        if name is not None
+        else artifact_entries.c.folder.startswith(prefix, autoescape=True)
+    )
+    with session.catalog.read() as conn:
+        rows = conn.execute(
+            sa.select(
+                artifact_entries.c.digest,
+                artifact_entries.c.folder,
+                artifact_entries.c.created_at,
+                principals.c.name.label("creator"),
+                lineage_edges.c.dst_id.label("html_digest"),
+            )
+            .select_from(
+                artifact_entries.join(artifacts, artifacts.c.digest == artifact_entries.c.digest)
+                .join(
+                    lineage_edges,
+                    sa.and_(
+                        lineage_edges.c.src_kind == "report",
+                        lineage_edges.c.src_id == artifact_entries.c.digest,
+                        lineage_edges.c.relation == "rendered_as",
+                        lineage_edges.c.dst_kind == "artifact",
+                    ),
+                )
+                .outerjoin(principals, principals.c.id == artifact_entries.c.created_by)
+            )
+            .where(folder_clause, artifacts.c.media_type == "application/json")
+            .order_by(artifact_entries.c.created_at.desc(), artifact_entries.c.digest)
+        ).all()
+    seen: set[str] = set()
+    entries: list[ReportEntry] = []
+    for row in rows:
+        if row.digest in seen or row.folder.count("/") != 2:
+            continue
+        if not session.can("clarify:read_report", row.folder):
+            continue
+        seen.add(row.digest)
+        entries.append(
+            ReportEntry(
+                name=row.folder.rsplit("/", 1)[1],
+                digest=row.digest,
+                html_digest=row.html_digest,
+                folder=row.folder,
+                created_at=row.created_at,
+                created_by=row.creator,
+            )
+        )
+    return entries
+
+
+def read_report_html(session: Session, digest: str) -> str:
+    """Return a stored report's HTML page; needs ``clarify:read_report`` on its folder.
+
+    The page stored with the report is returned (verified against its digest); a
+    report stored without one is rendered from its JSON.
+    """
+    import sqlalchemy as sa
+
+    from trivet.platform.catalog.schema import artifact_entries, lineage_edges
+
+    resolved, folder, _ = _locate(session, digest, "clarify:read_report")
+    with session.catalog.read() as conn:
+        page = conn.execute(
+            sa.select(lineage_edges.c.dst_id)
+            .join(
+                artifact_entries,
+                sa.and_(
+                    artifact_entries.c.digest == lineage_edges.c.dst_id,
+                    artifact_entries.c.folder == folder,
+                ),
+            )
+            .where(
+                lineage_edges.c.src_kind == "report",
+                lineage_edges.c.src_id == resolved,
+                lineage_edges.c.relation == "rendered_as",
+                lineage_edges.c.dst_kind == "artifact",
+            )
+            .limit(1)
+        ).scalar()
+    if page is None:
+        return _read(session, resolved).to_html()
+    return session.artifacts._read(page).decode("utf-8")
 
 
 def _read(session: Session, digest: str) -> Report:

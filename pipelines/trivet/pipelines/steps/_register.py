@@ -43,6 +43,33 @@ def _params(model: Any) -> dict[str, Any]:
     return out
 
 
+BASELINE_CENTROIDS = 10
+
+
+def _explanation_baseline(model: Any, frame: pd.DataFrame | None) -> list[list[float]] | None:
+    """Return k-means centroids of the training set's model features, or None.
+
+    The server explains a prediction against this background (kernel SHAP, or
+    interventional tree SHAP). Centroids, not rows: the signature is visible to whoever
+    may describe the model, and ten cluster means reveal no applicant.
+    """
+    names = getattr(model, "feature_names_in_", None)
+    if frame is None or names is None or not set(names) <= set(frame.columns):
+        return None
+    features = frame[list(names)]
+    if not all(kind in "biuf" for kind in features.dtypes.map(lambda d: d.kind)):
+        return None  # non-numeric inputs: an encoding pipeline explains itself
+    features = features.dropna()
+    if features.empty:
+        return None
+    from sklearn.cluster import KMeans
+
+    sample = features.sample(min(len(features), 5_000), random_state=0).to_numpy(dtype=float)
+    k = min(BASELINE_CENTROIDS, len(sample))
+    centres = KMeans(n_clusters=k, n_init=3, random_state=0).fit(sample).cluster_centers_
+    return [[float(v) for v in row] for row in centres]
+
+
 def _gate(bias: Mapping[str, Any] | None) -> tuple[str, str | None]:
     if bias is None:
         return "none", None
@@ -90,7 +117,10 @@ def register_model(
             numbers are recorded.
         bias: the output of :func:`bias_check`: its report and verdict.
         training_set: the data the model was trained on, for lineage
-            (``dataset → model_version``, ``trained_on``).
+            (``dataset → model_version``, ``trained_on``) and, where it holds the
+            model's (numeric) features, for the explanation baseline the server's
+            ``predict`` endpoint explains against: 10 k-means centroids of them, kept in
+            the version's signature (cluster means, never training rows).
         params: training parameters to record (default: the model's ``get_params``).
         description: free text.
 
@@ -102,13 +132,19 @@ def register_model(
         PermissionDenied: no ``model:register`` on the model group.
         ValidationError: ``bias`` is not a bias_check output, or bad metrics or params.
     """
+    from trivet.platform.artifacts._models import model_signature
     from trivet.platform.lineage import Node
 
     gate_status, report = _gate(bias)
     frame = None if training_set is None else check_frame(training_set, step="register_model")
+    signature = model_signature(model)
+    baseline = _explanation_baseline(model, frame)
+    if baseline is not None:
+        signature["baseline"] = baseline
     version = session.registry.register(
         name,
         model,
+        signature=signature,
         params=_params(model) if params is None else params,
         metrics=_numbers(metrics or {}),
         fairness_report=report,

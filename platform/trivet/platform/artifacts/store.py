@@ -49,7 +49,7 @@ from trivet.platform.artifacts._streams import (
     write_verified,
 )
 from trivet.platform.artifacts.local import LocalBlobStore, new_temp_file
-from trivet.platform.catalog.schema import artifact_entries
+from trivet.platform.catalog.schema import artifact_entries, artifacts
 from trivet.platform.names import check_resource
 
 if TYPE_CHECKING:
@@ -536,6 +536,26 @@ class ArtifactStore:
         data = self._read(ref.digest)
         return _models.load_model_bytes(
             data, ref.meta, digest=ref.digest, trust_pickle=trust_pickle, trusted_types=trusted
+        )
+
+    def _load_served_model(self, digest: str) -> Any:
+        """Load a model for the registry's serving path, without ``artifact:read``.
+
+        Only :meth:`ModelRegistry.load_servable` calls this, after checking
+        ``model:predict`` on the version that holds ``digest``: the model runs on the
+        server and its bytes never reach the caller. The bytes are verified against the
+        digest and the skops allow-list applies as for :meth:`load_model` (a pickle is
+        never loaded this way).
+        """
+        with self._s.catalog.read() as conn:
+            row = conn.execute(ref_query().where(artifacts.c.digest == digest)).first()
+        if row is None:
+            raise NotFound(f"There is no artifact {digest}.")
+        ref = to_ref(row)
+        _models.check_load(ref.meta, digest=ref.digest, trust_pickle=False)
+        data = self._read(ref.digest)
+        return _models.load_model_bytes(
+            data, ref.meta, digest=ref.digest, trust_pickle=False, trusted_types=frozenset()
         )
 
     # -- managing ------------------------------------------------------------------------

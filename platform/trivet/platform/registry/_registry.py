@@ -389,6 +389,73 @@ class ModelRegistry:
         found = self._get_version(name, number)
         return self._s.artifacts.load_model(found.artifact_digest, trust_pickle=trust_pickle)
 
+    # -- serving -----------------------------------------------------------------------
+    def servable(self, name: str, version: int | str | None = None) -> ModelVersion:
+        """Return the Approved version that serves predictions (needs ``model:predict``).
+
+        ``version`` None is the ``champion`` alias if the group has one, else its latest
+        Approved version; a number or another alias names one. ``model:predict`` lets
+        a principal — typically an application holding ``online_reader`` — get an
+        Approved version's predictions from the server without ``model:read``: the model
+        runs on the server (:meth:`load_servable`) and its bytes never reach the caller.
+
+        Raises:
+            PermissionDenied: no ``model:predict`` on the group or version.
+            NotFound: no such group, version or alias.
+            Conflict: the version is not Approved, or the group has none.
+        """
+        check_name(name, what="model group name")
+        number: int | None = None
+        if isinstance(version, int | str) and str(version).isdigit():
+            number = self._resolve(name, version, "model:predict")
+        elif version is not None and not isinstance(version, str):
+            raise ValidationError(f"A version is a number or an alias, not {version!r}.")
+        else:
+            self._s.require("model:predict", self._group_resource(name))
+            with self._s.catalog.read() as conn:
+                group = self._group_row(conn, name)
+                alias = "champion" if version is None else version
+                number = conn.execute(
+                    sa.select(model_versions.c.version)
+                    .join(model_aliases, model_aliases.c.version_id == model_versions.c.id)
+                    .where(model_aliases.c.group_id == group.id, model_aliases.c.alias == alias)
+                ).scalar()
+                if number is None and version is None:
+                    number = conn.execute(
+                        sa.select(sa.func.max(model_versions.c.version)).where(
+                            model_versions.c.group_id == group.id,
+                            model_versions.c.status == ApprovalStatus.APPROVED.value,
+                        )
+                    ).scalar()
+                    if number is None:
+                        raise Conflict(
+                            f"The model group {name!r} has no Approved version to serve.",
+                            hint="a reviewer approves one with `trivet models approve`",
+                        )
+                elif number is None:
+                    raise NotFound(f"The model group {name!r} has no alias {version!r}.")
+            self._s.require("model:predict", self._version_resource(name, int(number)))
+        found = self._get_version(name, int(number))
+        if found.status is not ApprovalStatus.APPROVED:
+            raise Conflict(
+                f"{name} v{found.version} is {found.status.value}; only Approved versions "
+                "serve predictions.",
+                hint="ask a reviewer to approve it, or leave the version out to use the "
+                "champion (or the latest Approved version)",
+            )
+        return found
+
+    def load_servable(self, version: ModelVersion) -> Any:
+        """Load an Approved version's model to serve predictions on the server.
+
+        Needs ``model:predict`` on the version (not ``model:read``): the caller gets
+        predictions, never the model. Only skops models load this way (never a pickle).
+        """
+        self._s.require("model:predict", version.resource)
+        if version.status is not ApprovalStatus.APPROVED:
+            raise Conflict(f"{version.name} v{version.version} is not Approved.")
+        return self._s.artifacts._load_served_model(version.artifact_digest)
+
     # -- decisions ---------------------------------------------------------------------
     def approve(self, name: str, version: int | str, *, justification: str) -> ModelVersion:
         """Approve a pending version (needs ``model:approve`` on it).
