@@ -122,7 +122,7 @@ def render() -> str:
             obj = getattr(module, name)
             qual = f"{module_name}.{name}"
             if typing.get_origin(obj) is not None:  # a type alias, e.g. Literal[...]
-                shown = repr(obj).replace("typing.", "")
+                shown = repr(obj).replace("typing.", "").replace("'", '"')
                 out += [f"### `{qual}`", "", f"```py\n{name} = {shown}\n```", ""]
             elif inspect.isclass(obj):
                 out += _render_class(qual, obj)
