@@ -353,6 +353,22 @@ def test_deleting_and_recreating_a_principal(admin: trivet.Session, catalog_back
     assert [p.runner for p in ident.list_projects()] == [None]
 
 
+def test_project_listings_show_only_projects_you_hold_a_grant_in(admin: trivet.Session) -> None:
+    ident = admin.identity
+    for name in ("credit", "fraud", "secret"):
+        ident.create_project(name)
+    ident.create_user("dana")
+    admin.access.grant("dana", "data_scientist", "credit/*")
+    admin.access.grant("dana", "viewer", "fraud/models/scores")
+    admin.access.grant("dana", "audit:read", "_audit")  # not a project
+    dana = trivet.connect(admin.settings.workspace, ident.create_token("dana").secret)
+    assert [p.name for p in dana.identity.list_projects()] == ["credit", "fraud"]
+    assert [p.name for p in ident.list_projects()] == ["credit", "default", "fraud", "secret"]
+    ident.create_user("nobody")
+    nobody = trivet.connect(admin.settings.workspace, ident.create_token("nobody").secret)
+    assert nobody.identity.list_projects() == []
+
+
 # -- signing in ---------------------------------------------------------------------------------
 def test_os_user_admin_only_for_the_workspace_owner(
     admin: trivet.Session, monkeypatch: pytest.MonkeyPatch

@@ -369,7 +369,7 @@ class Directory:
         return Project(name=name, runner=runner, description=description)
 
     def list_projects(self) -> list[Project]:
-        """Return every project."""
+        """Return the projects you hold any grant in (an owner of ``*``: every one)."""
         with self._s.catalog.read() as conn:
             rows = conn.execute(
                 sa.select(projects.c.name, projects.c.description, principals.c.name.label("r"))
@@ -378,7 +378,11 @@ class Directory:
                 )
                 .order_by(projects.c.name)
             ).all()
-        return [Project(name=r.name, runner=r.r, description=r.description) for r in rows]
+        return [
+            Project(name=r.name, runner=r.r, description=r.description)
+            for r in rows
+            if self._s.has_access_to(r.name)
+        ]
 
 
 def assume(session: Session, service: str) -> Session:

@@ -135,6 +135,18 @@ class Session:
             reason=problem,
         )
 
+    def has_access_to(self, project: str) -> bool:
+        """Return whether any grant of the principal reaches into ``project``.
+
+        Listings of projects show only these: a project where you hold nothing is not
+        yours to know of (the workspace's owners, holding ``*``, see every one).
+        """
+        compiled = self._evaluator.compiled(self.principal.id)
+        prefix = f"{project}/"
+        return any(
+            key == "*" or key == project or key.startswith(prefix) for key in compiled.allow
+        )
+
     def require_listing(self, action: str, kind: str) -> None:
         """Refuse (and audit) a listing of ``kind`` when no grant could show any of it.
 
