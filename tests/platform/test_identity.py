@@ -25,7 +25,7 @@ from trivet.errors import (
     PermissionDenied,
     ValidationError,
 )
-from trivet.platform import identity, workspace
+from trivet.platform import audit, identity, workspace
 from trivet.platform.catalog import Catalog, metadata
 from trivet.platform.catalog.schema import tokens
 from trivet.platform.identity import (
@@ -351,6 +351,36 @@ def test_deleting_and_recreating_a_principal(admin: trivet.Session, catalog_back
     # deleting a project's runner leaves the project without one, not broken
     ident.delete("default-runner")
     assert [p.runner for p in ident.list_projects()] == [None]
+
+
+def test_revoking_a_token_revokes_every_token_made_with_it(
+    admin: trivet.Session, catalog_backend: str
+) -> None:
+    ws = admin.settings.workspace
+    admin.identity.create_user("dana")
+    parent = admin.identity.create_token("dana")
+    dana = trivet.connect(ws, parent.secret)
+    child = dana.identity.create_token(description="for CI")
+    grandchild = trivet.connect(ws, child.secret).identity.create_token(description="narrower")
+    sibling = admin.identity.create_token("dana")  # made by the admin, not from parent
+    for new in (child, grandchild, sibling):
+        assert trivet.connect(ws, new.secret).principal.name == "dana"
+    # revoking the child leaves the parent alone, and takes the grandchild with it
+    admin.identity.revoke_token(child.info.prefix)
+    for gone in (child, grandchild):
+        with pytest.raises(NotAuthenticated, match="revoked"):
+            trivet.connect(ws, gone.secret)
+    assert trivet.connect(ws, parent.secret).principal.name == "dana"
+    # revoking the parent: the tokens made from it go too, the admin's sibling stays
+    fresh_child = dana.identity.create_token()
+    open_session = trivet.connect(ws, fresh_child.secret)
+    dana.identity.revoke_token(parent.info.prefix)
+    with pytest.raises(NotAuthenticated, match="revoked"):
+        trivet.connect(ws, fresh_child.secret)
+    assert not open_session.can("feature:describe", "default/feature_groups/x")
+    assert trivet.connect(ws, sibling.secret).principal.name == "dana"
+    revocations = [e for e in audit.entries(admin.catalog) if e.action == "token:revoke"]
+    assert revocations[-1].detail["with_tokens_made_from_it"] == 1
 
 
 def test_project_listings_show_only_projects_you_hold_a_grant_in(admin: trivet.Session) -> None:

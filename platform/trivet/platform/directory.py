@@ -266,6 +266,7 @@ class Directory:
                 scope=scope,
                 description=description,
                 created_by=self._s.principal.id,
+                parent_id=self._s.token.id if self._s.token is not None else None,
             )
             self._s.record(
                 conn,
@@ -290,7 +291,11 @@ class Directory:
             return [identity.token_info(r._mapping) for r in rows]
 
     def revoke_token(self, prefix: str) -> TokenInfo:
-        """Revoke a token by its display prefix (``trv_usr_Ab12Cd34``)."""
+        """Revoke a token by its display prefix (``trv_usr_Ab12Cd34``).
+
+        Every token created while signed in with it (and, transitively, with those) is
+        revoked too: a derived token never outlives its parent's revocation.
+        """
         with self._s.catalog.read() as conn:
             row = conn.execute(sa.select(tokens).where(tokens.c.prefix == prefix)).first()
             owner = None if row is None else identity.principal_by_id(conn, row.principal_id)
@@ -302,17 +307,16 @@ class Directory:
         if owner.id != self._s.principal.id:
             self._s.require("principal:manage", _principal_resource(owner.name))
         with self._s.catalog.write() as conn:
-            conn.execute(
-                sa.update(tokens)
-                .where(tokens.c.id == row.id, tokens.c.revoked_at.is_(None))
-                .values(revoked_at=now_utc())
-            )
+            revoked = identity.revoke_with_descendants(conn, row.id)
             bump_epoch(conn, self._s.catalog)
             self._s.record(
                 conn,
                 action="token:revoke",
                 resource=_principal_resource(owner.name),
-                detail={"prefix": prefix},
+                detail={
+                    "prefix": prefix,
+                    "with_tokens_made_from_it": len([t for t in revoked if t != row.id]),
+                },
             )
             fresh = conn.execute(sa.select(tokens).where(tokens.c.id == row.id)).one()
         return identity.token_info(fresh._mapping)

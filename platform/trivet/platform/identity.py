@@ -247,8 +247,12 @@ def insert_token(
     description: str,
     created_by: str | None,
     run_id: str | None = None,
+    parent_id: str | None = None,
 ) -> tuple[TokenInfo, str]:
-    """Create a token row; return its info and the secret (shown once, never stored)."""
+    """Create a token row; return its info and the secret (shown once, never stored).
+
+    ``parent_id`` is the token the creator signed in with: revoking it revokes this one.
+    """
     if expires_in <= dt.timedelta(0):
         raise ValidationError("A token's lifetime must be positive.", hint="e.g. expires_in=30d")
     if expires_in > MAX_TOKEN_LIFETIME:
@@ -272,6 +276,7 @@ def insert_token(
         "created_by": created_by,
         "expires_at": created + expires_in,
         "revoked_at": None,
+        "parent_id": parent_id,
     }
     conn.execute(sa.insert(tokens).values(**row))
     return token_info(row), secret
@@ -314,3 +319,27 @@ def authenticate(catalog: Catalog, token: str) -> tuple[Principal, TokenInfo]:
             hint="create a new one: trivet auth token create",
         )
     return principal, info
+
+
+def revoke_with_descendants(conn: sa.Connection, token_id: str) -> list[str]:
+    """Revoke a token and every token created with it, transitively.
+
+    Returns the ids of the tokens this revoked (those already revoked are not counted).
+
+    A token minted while signed in with another (a narrower one for a CI job, a run
+    token) must not outlive its parent's revocation.
+    """
+    revoked: list[str] = []
+    frontier = [token_id]
+    seen = {token_id}
+    now = now_utc()
+    while frontier:
+        live = tokens.c.id.in_(frontier) & tokens.c.revoked_at.is_(None)
+        revoked += conn.execute(sa.select(tokens.c.id).where(live)).scalars().all()
+        conn.execute(sa.update(tokens).where(live).values(revoked_at=now))
+        children = conn.execute(
+            sa.select(tokens.c.id).where(tokens.c.parent_id.in_(frontier))
+        ).scalars()
+        frontier = [c for c in children if c not in seen]
+        seen.update(frontier)
+    return revoked

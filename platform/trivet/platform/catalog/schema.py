@@ -136,7 +136,11 @@ tokens = Table(
     Column("created_by", String(ID), nullable=True),
     _ts("expires_at"),
     _ts("revoked_at", nullable=True),
+    # the token this one was created with (None: by the OS-user admin); revoking a token
+    # revokes every token made with it, transitively
+    Column("parent_id", String(ID), nullable=True),
     Index("ix_tokens_principal", "principal_id"),
+    Index("ix_tokens_parent", "parent_id"),
 )
 
 roles = Table(
