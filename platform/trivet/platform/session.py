@@ -143,9 +143,7 @@ class Session:
         """
         compiled = self._evaluator.compiled(self.principal.id)
         prefix = f"{project}/"
-        return any(
-            key == "*" or key == project or key.startswith(prefix) for key in compiled.allow
-        )
+        return any(key == "*" or key == project or key.startswith(prefix) for key in compiled.allow)
 
     def require_listing(self, action: str, kind: str) -> None:
         """Refuse (and audit) a listing of ``kind`` when no grant could show any of it.
