@@ -21,8 +21,8 @@ import pytest
 from typer.testing import CliRunner
 
 import trivet
-from trivet.errors import BackendError, PermissionDenied, ValidationError
-from trivet.featurestore import Feature, FeatureGroupNotFound, FeatureStore
+from trivet.errors import PermissionDenied, ValidationError
+from trivet.featurestore import Feature, FeatureGroupNotFound, FeatureStore, VersionVacuumed
 from trivet.platform import audit
 from trivet.platform.catalog import now_utc
 from trivet.platform.lineage import Node
@@ -323,7 +323,7 @@ def test_as_of_travels_in_time_through_delta_and_write_times(
     assert before["age"].isna().all()
     # a hard delete vacuums the old files: travelling back past it fails clearly
     fs.delete_record("customers", "a", hard=True)
-    with pytest.raises(BackendError, match="hard delete"):
+    with pytest.raises(VersionVacuumed, match="hard delete"):
         fs.build_dataset(entity, ["customers:age"], timestamp="when", as_of=first)
 
 

@@ -183,12 +183,12 @@ def test_the_sql_command(tmp_path: Path) -> None:
 def test_time_travel_past_a_hard_delete_is_a_clear_error(customers: FeatureStore) -> None:
     import datetime as dt
 
-    from trivet.errors import BackendError
+    from trivet.featurestore import VersionVacuumed
 
     moment = now_utc()
     time.sleep(0.002)
     customers.delete_record("customers", "a", hard=True)
-    with pytest.raises(BackendError, match="hard delete"):
+    with pytest.raises(VersionVacuumed, match="hard delete"):
         customers.sql("select * from customers", as_of=moment)
     with pytest.raises(ValidationError, match="is naive"):
         customers.offline_table("customers", as_of=dt.datetime(2024, 1, 1))

@@ -38,7 +38,7 @@ def test_a_pipeline_cannot_read_what_its_invoker_cannot(
     secret = admin.artifacts.put_bytes(b"salaries", folder="default/hr")
     dana = user(admin, workspace, "dana", *PIPELINE_USER)
 
-    @step
+    @step(reads=["hr"])  # declared: the run token covers default/hr, the grants decide
     def steal(digest: str, session: Any) -> str:
         return str(session.artifacts.get_bytes(digest).decode())
 
@@ -60,7 +60,7 @@ def test_registering_needs_model_register_and_run_as_needs_principal_use(
 
     dana = user(admin, workspace, "dana", *PIPELINE_USER)
 
-    @step
+    @step(writes=["models/credit"])
     def register(session: Any) -> int:
         model = DummyClassifier().fit([[0], [1]], [0, 1])
         return int(session.registry.register("credit", model).version)

@@ -24,8 +24,14 @@ if TYPE_CHECKING:
         FeatureGroupSpec,
         infer_spec,
     )
-    from trivet.featurestore.errors import FeatureGroupNotFound, IngestValidationError, RowProblem
+    from trivet.featurestore.errors import (
+        FeatureGroupNotFound,
+        IngestValidationError,
+        RowProblem,
+        VersionVacuumed,
+    )
     from trivet.featurestore.ingest import IngestReport
+    from trivet.featurestore.maintenance import MaintenanceReport
     from trivet.featurestore.offline import DeltaOfflineStore
     from trivet.featurestore.online import OnlineRow, OnlineStore, SqliteOnlineStore
     from trivet.featurestore.stats import FeatureStatistics, GroupStatistics, Histogram
@@ -44,11 +50,13 @@ _LAZY = {
     "Histogram": "trivet.featurestore.stats",
     "IngestReport": "trivet.featurestore.ingest",
     "IngestValidationError": "trivet.featurestore.errors",
+    "MaintenanceReport": "trivet.featurestore.maintenance",
     "OnlineRow": "trivet.featurestore.online",
     "OnlineStore": "trivet.featurestore.online",
     "RowProblem": "trivet.featurestore.errors",
     "SearchHit": "trivet.featurestore.store",
     "SqliteOnlineStore": "trivet.featurestore.online",
+    "VersionVacuumed": "trivet.featurestore.errors",
     "infer_spec": "trivet.featurestore.definitions",
 }
 
@@ -65,11 +73,13 @@ __all__ = [
     "Histogram",
     "IngestReport",
     "IngestValidationError",
+    "MaintenanceReport",
     "OnlineRow",
     "OnlineStore",
     "RowProblem",
     "SearchHit",
     "SqliteOnlineStore",
+    "VersionVacuumed",
     "infer_spec",
 ]
 

@@ -252,6 +252,97 @@ def delete(
     note(f"{what} record {record_id!r} in {name!r}.")
 
 
+@app.command("put")
+def put(
+    ctx: typer.Context,
+    name: str,
+    record: Annotated[
+        str,
+        typer.Argument(
+            help='The record as JSON, e.g. \'{"id": "a1", "ts": "2024-06-01T00:00:00Z", '
+            '"income": 52000}\' (times in ISO 8601 with a zone).'
+        ),
+    ],
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Write one record: durably buffered, online at once, offline at the next flush."""
+    from trivet.errors import ValidationError
+
+    try:
+        values = json.loads(record)
+    except ValueError as exc:
+        raise ValidationError(f"The record is not valid JSON: {exc}.") from exc
+    if not isinstance(values, dict):
+        raise ValidationError(
+            "The record must be a JSON object.", hint='e.g. \'{"id": "a1", "ts": "…Z"}\''
+        )
+    store = _store(ctx)
+    try:
+        report = store.put_record(name, values)
+    finally:
+        store.close()  # flushes the write to the offline table
+    if as_json:
+        emit_json(report)
+        return
+    note(f"Wrote a record to {name!r} (write {report.batch_id[:12]}).")
+
+
+@app.command("maintain")
+def maintain(
+    ctx: typer.Context,
+    groups: Annotated[
+        list[str] | None,
+        typer.Argument(help="Groups to maintain (default: every one you may).", show_default=False),
+    ] = None,
+    vacuum_hours: Annotated[
+        int,
+        typer.Option(
+            "--vacuum-hours",
+            help="Keep files any version of the last H hours needs (at least 1; below 168 "
+            "needs feature:delete).",
+            metavar="H",
+        ),
+    ] = 168,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Compact small files, write a checkpoint, and vacuum old files of offline tables."""
+    from trivet.featurestore.maintenance import check_vacuum_hours, maintainable
+
+    check_vacuum_hours(vacuum_hours)
+    store = _store(ctx)
+    names = list(groups) if groups else maintainable(store, vacuum_hours=vacuum_hours)
+    reports = []
+    for name in names:
+        if not as_json:
+            note(f"Maintaining {name!r}…")
+        reports.append(store.maintain(name, vacuum_hours=vacuum_hours))
+    store.close()
+    if as_json:
+        emit_json(reports)
+        return
+    table(
+        (
+            (
+                r.group,
+                f"{r.files_before} → {r.files_after}",
+                f"{_size(r.bytes_before)} → {_size(r.bytes_after)}",
+                r.files_vacuumed,
+                _size(r.bytes_freed),
+                r.checkpoint_version,
+            )
+            for r in reports
+        ),
+        ["group", "files", "size", "vacuumed files", "freed", "checkpoint"],
+    )
+
+
+def _size(size: int) -> str:
+    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if size >= scale:
+            return f"{size / scale:.1f} {unit}"
+    return f"{size} B"
+
+
 # -- training sets and SQL -----------------------------------------------------------------
 _SHOWN_ROWS = 100
 _ZONED = r"(?:[zZ]|[+-]\d\d:?\d\d)\s*$"

@@ -131,6 +131,7 @@ def readable_group(store: FeatureStore, group: FeatureGroup) -> FeatureGroup:
 def _source(
     store: FeatureStore, group: FeatureGroup, features: Sequence[str], as_of: dt.datetime | None
 ) -> GroupSource:
+    store._settle(group)  # buffered single-record writes first (see buffer.py)
     return GroupSource(
         name=group.name,
         record_id=group.record_id,

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from trivet.errors import NotFound, ValidationError, did_you_mean
 
-__all__ = ["FeatureGroupNotFound", "IngestValidationError", "RowProblem"]
+__all__ = ["FeatureGroupNotFound", "IngestValidationError", "RowProblem", "VersionVacuumed"]
 
 SHOWN_PROBLEMS = 20
 
@@ -62,3 +62,22 @@ class IngestValidationError(ValidationError):
         super().__init__(summary, hint="fix these rows or columns and ingest the batch again")
         self.group = group
         self.problems = list(problems)
+
+
+class VersionVacuumed(NotFound):
+    """A time-travel read named a version of an offline table whose files were vacuumed.
+
+    Vacuum (``trivet featurestore maintain``, or a hard delete) removes the files that
+    no version within its retention needs; older versions then cannot be read.
+    """
+
+    def __init__(self, group: str, *, version: int, missing: int, files: int, current: int) -> None:
+        super().__init__(
+            f"Version {version} of the offline table of feature group {group!r} can no "
+            f"longer be read: {missing} of its {files} files were removed by a vacuum "
+            "(trivet featurestore maintain, or a hard delete).",
+            hint="time travel reaches back only as far as the vacuum retention; read a "
+            f"later version (the current one is {current}) or a later as_of",
+        )
+        self.group = group
+        self.version = version

@@ -46,6 +46,7 @@ import datetime as dt
 import hashlib
 import math
 import os
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -62,7 +63,9 @@ if TYPE_CHECKING:
     import pandas as pd
     import pyarrow as pa
 
-__all__ = ["IngestReport", "batch_id_of", "load", "validate"]
+    from trivet.featurestore.store import FeatureStore
+
+__all__ = ["IngestReport", "batch_id_of", "load", "validate", "validate_record", "write_batch"]
 
 _PARALLEL_ROWS = 50_000  # below this, one thread validates: threads would cost more
 _CHUNK = 4096  # rows per slice when looking for the bad values of a column
@@ -80,6 +83,7 @@ class IngestReport:
     offline_version: int | None  # the Delta version holding it (None: offline off or unknown)
     write_time: dt.datetime
     duplicate: bool  # the batch had been ingested before: nothing was written
+    buffered: bool = False  # put_record/delete_record: durable in the buffer, offline at its flush
 
 
 # -- loading -----------------------------------------------------------------------------
@@ -136,12 +140,11 @@ def _is_missing(value: object) -> bool:
         return True
     if isinstance(value, float) and math.isnan(value):
         return True
-    try:
-        import pandas as pd
-
-        return bool(value is pd.NA or value is pd.NaT)
-    except ImportError:  # pragma: no cover
-        return False
+    # a value can be pd.NA or pd.NaT only once pandas is loaded (or loading, elsewhere)
+    pd = sys.modules.get("pandas")
+    return pd is not None and (
+        value is getattr(pd, "NA", _is_missing) or value is getattr(pd, "NaT", _is_missing)
+    )
 
 
 def _py_value(value: object, dtype: Dtype) -> object:
@@ -393,6 +396,100 @@ def validate(
     )
 
 
+_INT64 = (-(2**63), 2**63 - 1)
+
+
+def validate_record(group: FeatureGroup, record: Mapping[str, object]) -> dict[str, object]:
+    """Return one record's values typed for the group (features left out are None).
+
+    The rules and errors are exactly those of :func:`validate` on a one-row batch: a
+    record whose values already have their features' Python types (the usual case) is
+    checked here in microseconds; any other goes through :func:`validate` itself, which
+    accepts what a one-row ingest accepts and reports what it refuses.
+
+    Raises:
+        IngestValidationError: as :func:`validate` would for the one-row batch.
+    """
+    quick = _quick_record(group, record)
+    if quick is not None:
+        return quick
+    import pandas as pd
+
+    frame = pd.DataFrame({str(k): pd.Series([v], dtype=object) for k, v in record.items()})
+    table = validate(group, frame)
+    return {c: table[c][0].as_py() for c in group.columns}
+
+
+def _quick_record(group: FeatureGroup, record: Mapping[str, object]) -> dict[str, object] | None:
+    """Return the typed values if every value already has its feature's type, else None.
+
+    Only what a one-row ingest provably reads the same way is accepted here: ints for
+    ints (in the int64 range), floats (and ints exact in a float) for floats, str, bool,
+    timestamps (which the batch path converts with :func:`_py_value` too), lists of
+    those; anything else — text to parse, numpy arrays, an unknown column — goes to
+    :func:`validate`.
+    """
+    dtypes = {group.record_id: group.record_id_dtype, group.event_time: Dtype.TIMESTAMP}
+    dtypes.update({f.name: f.dtype for f in group.features})
+    if group.record_id not in record or group.event_time not in record:
+        return None
+    if any(not isinstance(k, str) or k not in dtypes for k in record):
+        return None
+    out: dict[str, object] = {}
+    for name, dtype in dtypes.items():
+        value = record.get(name)
+        if _is_missing(value):
+            out[name] = None
+        elif dtype.element is Dtype.TIMESTAMP:  # the batch path reads these with _py_value
+            try:
+                out[name] = _py_value(value, dtype)
+            except ValueError:
+                return None
+        else:
+            typed = _quick_value(value, dtype)
+            if typed is _NO:
+                return None
+            out[name] = typed
+    rid = out[group.record_id]
+    if rid is None or rid == "" or out[group.event_time] is None:
+        return None
+    return out
+
+
+_NO = object()
+_FLOAT_EXACT = 2**53
+
+
+def _quick_value(value: object, dtype: Dtype) -> object:
+    """Return a non-timestamp ``value`` as ``dtype`` if it has that type, else ``_NO``."""
+    np = sys.modules.get("numpy")
+    if np is not None and isinstance(value, np.generic):
+        value = value.item()
+    if not dtype.is_list:
+        return _quick_scalar(value, dtype)
+    if not isinstance(value, list | tuple):
+        return _NO
+    items = [v if v is None else _quick_scalar(v, dtype.element) for v in value]
+    return _NO if any(v is _NO for v in items) else items
+
+
+def _quick_scalar(value: object, dtype: Dtype) -> object:
+    low, high = _INT64
+    if isinstance(value, bool):
+        return value if dtype is Dtype.BOOL else _NO
+    if isinstance(value, int):
+        if dtype is Dtype.INT and low <= value <= high:
+            return value
+        if dtype is Dtype.FLOAT and -_FLOAT_EXACT <= value <= _FLOAT_EXACT:
+            return float(value)
+        return _NO
+    if isinstance(value, float):
+        return value if dtype is Dtype.FLOAT and not math.isnan(value) else _NO
+    if isinstance(value, str):
+        return value if dtype is Dtype.STRING else _NO
+    return _NO
+
+
 def _twice(columns: Sequence[str]) -> list[str]:
     seen: set[str] = set()
     return sorted({c for c in columns if c in seen or seen.add(c)})  # type: ignore[func-returns-value]
@@ -453,6 +550,92 @@ def _duplicates(group: FeatureGroup, arrays: Mapping[str, pa.Array | None]) -> l
             )
         )
     return out
+
+
+# -- writing a batch ---------------------------------------------------------------------
+def write_batch(
+    store: FeatureStore, group: FeatureGroup, table: pa.Table, *, action: str
+) -> IngestReport:
+    """Write a validated batch offline, online and to the catalog, exactly once.
+
+    The steps and the recovery are in this module's docstring. A batch's id is its
+    content's digest, so ingesting the same batch again is a no-op. (Single-record
+    writes go through the write buffer instead: :mod:`trivet.featurestore.buffer`.)
+    """
+    import sqlalchemy as sa
+
+    from trivet.platform.catalog import now_utc
+    from trivet.platform.catalog._catalog import as_utc
+    from trivet.platform.catalog.schema import feature_batches
+
+    rows = table.num_rows
+    batch_id = batch_id_of(group, table, kind="rows")
+    records = distinct_records(group, table)
+    with store._s.catalog.read() as conn:
+        done = conn.execute(
+            sa.select(feature_batches).where(
+                feature_batches.c.group_id == group.id,
+                feature_batches.c.batch_id == batch_id,
+            )
+        ).first()
+    if done is not None or rows == 0:
+        written = as_utc(done.write_time) if done is not None else None
+        return IngestReport(
+            group=group.name,
+            batch_id=batch_id,
+            rows=rows,
+            records=records,
+            offline_version=done.offline_version if done is not None else None,
+            write_time=written or now_utc(),
+            duplicate=done is not None,
+        )
+    write_time = now_utc()
+    version: int | None = None
+    recovered = False
+    if group.offline:
+        result = store.offline.append(group, table, batch_id=batch_id, write_time=write_time)
+        write_time, version, recovered = result.write_time, result.version, result.already
+    if group.online:
+        store.online.write(group.id, online_rows(group, table, write_time, deleted=False))
+    with store._s.catalog.write() as conn:
+        exists = conn.execute(
+            sa.select(feature_batches.c.batch_id).where(
+                feature_batches.c.group_id == group.id,
+                feature_batches.c.batch_id == batch_id,
+            )
+        ).first()
+        if exists is None:
+            conn.execute(
+                sa.insert(feature_batches).values(
+                    group_id=group.id,
+                    batch_id=batch_id,
+                    rows=rows,
+                    offline_version=version,
+                    write_time=write_time,
+                    created_at=now_utc(),
+                    created_by=store._s.principal.id,
+                )
+            )
+        store._s.record(
+            conn,
+            action=action,
+            resource=group.resource,
+            detail={
+                "batch": batch_id,
+                "rows": rows,
+                "offline_version": version,
+                "recovered": recovered,
+            },
+        )
+    return IngestReport(
+        group=group.name,
+        batch_id=batch_id,
+        rows=rows,
+        records=records,
+        offline_version=version,
+        write_time=write_time,
+        duplicate=exists is not None,
+    )
 
 
 # -- identity of a batch ---------------------------------------------------------------

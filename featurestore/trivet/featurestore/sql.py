@@ -100,6 +100,7 @@ def _locked_connection(
     try:
         con.execute("SET TimeZone = 'UTC'")  # timestamps come back in UTC
         for group in groups:
+            store._settle(group)  # buffered single-record writes first (see buffer.py)
             files = store.offline.offline_files(group, as_of=as_of)
             dataset = ds.dataset(files, schema=group.arrow_schema(), format="parquet")
             if as_of is not None:

@@ -7,11 +7,13 @@ operation                                   action on the group
 ==========================================  ===========================
 create_group, add_features                  ``feature:create``
 describe, list_groups, search               ``feature:describe``
-ingest, put_record, delete_record (soft)    ``feature:write``
+ingest, put_record, delete_record (soft),   ``feature:write``
+flush, maintain (vacuum retention >= 168 h)
 get_record, batch_get_record                ``feature:read_online``
 offline_table, build_dataset, latest_rows,  ``feature:read_offline``
 statistics, sql (the groups it sees)
-delete_group, delete_record(hard=True)      ``feature:delete``
+delete_group, delete_record(hard=True),     ``feature:delete``
+maintain (vacuum retention < 168 h)
 ==========================================  ===========================
 
 The creator of a group gets an explicit ``maintainer`` grant on ``<group>/*`` in the
@@ -26,19 +28,24 @@ another process's ``add_features`` or ``delete_group`` shows here within a secon
 
 from __future__ import annotations
 
+import atexit
 import datetime as dt
 import hashlib
+import logging
+import threading
 import time
 import uuid
+import weakref
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from trivet.errors import AlreadyExists, ValidationError
+from trivet.errors import AlreadyExists, TrivetError, ValidationError
 from trivet.featurestore import records
 from trivet.featurestore._codec import Codec, record_key
+from trivet.featurestore.buffer import Flusher, RecordBuffer, Writer, flush_groups
 from trivet.featurestore.definitions import (
     Dtype,
     Feature,
@@ -46,14 +53,7 @@ from trivet.featurestore.definitions import (
     FeatureGroupSpec,
 )
 from trivet.featurestore.errors import FeatureGroupNotFound
-from trivet.featurestore.ingest import (
-    IngestReport,
-    batch_id_of,
-    distinct_records,
-    load,
-    online_rows,
-    validate,
-)
+from trivet.featurestore.ingest import IngestReport, load, validate, write_batch
 from trivet.featurestore.offline import DeltaOfflineStore
 from trivet.featurestore.online import OnlineStore, open_online_store
 from trivet.platform.catalog import now_utc
@@ -74,6 +74,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
     from trivet.featurestore.datasets import Output
+    from trivet.featurestore.maintenance import MaintenanceReport
     from trivet.featurestore.stats import GroupStatistics
     from trivet.platform.session import Session
 
@@ -81,6 +82,21 @@ __all__ = ["FeatureStore", "SearchHit"]
 
 _CACHE_SECONDS = 1.0
 _KIND = "feature_groups"
+_BACKPRESSURE = 10  # unflushed rows beyond flush_rows times this: the writer flushes itself
+
+log = logging.getLogger("trivet.featurestore")
+_open_stores: weakref.WeakSet[FeatureStore] = weakref.WeakSet()
+_at_exit = threading.Lock()
+_exit_hook: list[bool] = []
+
+
+def _flush_at_exit() -> None:
+    """Close (and so flush) every store that buffered writes in this process."""
+    for store in list(_open_stores):
+        try:
+            store.close()
+        except Exception:
+            log.warning("could not flush the write buffer at exit", exc_info=True)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -100,13 +116,32 @@ class FeatureStore:
 
     Args:
         session: the session whose principal, project and workspace settings apply.
+        flush_rows: flush a group's buffered single-record writes to its offline table
+            once this many wait (see :mod:`trivet.featurestore.buffer`).
+        flush_seconds: ... or once the oldest has waited this long.
+
+    Raises:
+        ValidationError: ``flush_rows`` or ``flush_seconds`` is not positive.
     """
 
-    def __init__(self, session: Session) -> None:
+    def __init__(
+        self, session: Session, *, flush_rows: int = 1000, flush_seconds: float = 5.0
+    ) -> None:
+        if isinstance(flush_rows, bool) or not isinstance(flush_rows, int) or flush_rows < 1:
+            raise ValidationError(f"flush_rows must be a positive int, not {flush_rows!r}.")
+        if not isinstance(flush_seconds, int | float) or not flush_seconds > 0:
+            raise ValidationError(f"flush_seconds must be positive, not {flush_seconds!r}.")
         self._s = session
         self._offline: DeltaOfflineStore | None = None
         self._online: OnlineStore | None = None
         self._cache: dict[tuple[str, str], tuple[float, FeatureGroup, Codec]] = {}
+        self._flush_rows = flush_rows
+        self._flush_seconds = float(flush_seconds)
+        self._records: RecordBuffer | None = None
+        self._flusher: Flusher | None = None
+        self._opening = threading.Lock()
+        self._unflushed: dict[str, int] = {}  # this process's writes since a flush, by group
+        self._counting = threading.Lock()
 
     def __repr__(self) -> str:
         return f"<FeatureStore project={self._s.project!r}>"
@@ -127,10 +162,122 @@ class FeatureStore:
         return self._online
 
     def close(self) -> None:
-        """Close the online store's connections."""
+        """Flush buffered writes to the offline tables, then close connections.
+
+        A flush that fails (storage unreachable) is logged, not raised: the writes stay
+        in the durable buffer and the next process to open it flushes them.
+        """
+        with self._opening:
+            flusher, self._flusher = self._flusher, None
+            buffer = self._records
+        if flusher is not None:
+            flusher.stop()
+        if buffer is not None:
+            try:
+                flush_groups(self, None, wait=True)
+            except TrivetError:
+                log.warning("could not flush the write buffer on close", exc_info=True)
+            with self._opening:
+                self._records = None
+            buffer.close()
+            _open_stores.discard(self)
         if self._online is not None:
             self._online.close()
             self._online = None
+
+    # -- the write buffer (see buffer.py) ----------------------------------------------
+    def _buffer(self) -> RecordBuffer:
+        """The workspace's write buffer, opened on first use.
+
+        Opening it is the "next open" after a crash: if rows wait in it (a process died
+        before flushing, or another is writing), the flusher thread starts and its first
+        pass flushes them all.
+        """
+        buffer = self._records
+        if buffer is not None:
+            return buffer
+        with self._opening:
+            if self._records is None:
+                self._records = RecordBuffer(self._s.settings.workspace / "buffer")
+                self._flusher = Flusher(self, rows=self._flush_rows, seconds=self._flush_seconds)
+                _open_stores.add(self)
+                with _at_exit:
+                    if not _exit_hook:
+                        atexit.register(_flush_at_exit)
+                        _exit_hook.append(True)
+                if self._records.pending():
+                    self._flusher.ensure(everything=True)
+            return self._records
+
+    def _writer(self) -> Writer:
+        session = self._s
+        return Writer(
+            actor=session.principal.name,
+            actor_id=session.principal.id,
+            on_behalf_of=session.on_behalf_of.name if session.on_behalf_of else None,
+            run_id=session.run_id,
+        )
+
+    def _buffered_one(self, group: FeatureGroup) -> None:
+        """After a buffered write: wake the flusher, or flush here if it falls behind.
+
+        Counts this process's writes since the group's last flush here (a count query
+        per write would cost O(rows waiting)); the flusher thread checks the buffer's
+        own counts and ages, which include other processes' writes.
+        """
+        with self._counting:
+            waiting = self._unflushed.get(group.id, 0) + 1
+            self._unflushed[group.id] = waiting
+        flusher = self._flusher
+        if waiting >= self._flush_rows * _BACKPRESSURE:
+            flush_groups(self, [group.id], wait=True)
+        elif flusher is not None:
+            if waiting >= self._flush_rows:
+                flusher.wake()
+            else:
+                flusher.ensure()
+
+    def _flushed(self, group_id: str) -> None:
+        """Note that the group's buffered writes up to now reached the offline table."""
+        with self._counting:
+            self._unflushed.pop(group_id, None)
+
+    def _has_buffer(self) -> bool:
+        """Whether this workspace's write buffer exists (readers need not create it)."""
+        return (
+            self._records is not None
+            or (self._s.settings.workspace / "buffer" / "records.db").exists()
+        )
+
+    def _flush_ids(self, group_ids: Sequence[str]) -> int:
+        """Flush these groups' buffered writes (waiting for another flush); return how many."""
+        if not group_ids or not self._has_buffer():
+            return 0
+        return flush_groups(self, group_ids, wait=True)
+
+    def _settle(self, group: FeatureGroup) -> None:
+        """Flush the group's buffered writes before its offline table is read."""
+        if group.offline:
+            self._flush_ids([group.id])
+
+    def flush(self, name: str | None = None) -> int:
+        """Write buffered single-record writes to the offline tables now.
+
+        ``put_record`` and soft ``delete_record`` are durable (and online) when they
+        return, and reach the offline table in micro-batches; readers of the offline
+        table flush first, so this is only needed to make the Delta table itself
+        current for readers outside trivet. Needs ``feature:write`` on the group; with
+        no name, flushes every group of the project you may write.
+
+        Returns:
+            How many buffered writes were flushed.
+        """
+        if name is not None:
+            self._require("feature:write", name)
+            return self._flush_ids([self._load(name)[0].id])
+        return self._flush_ids(
+            [g.id for g in self.list_groups() if self._s.can("feature:write", g.resource)]
+        )
 
     def _resource(self, name: str) -> str:
         return self._s.resource(_KIND, name)
@@ -157,6 +304,23 @@ class FeatureStore:
             defs[d.group_id].append(d)
         return [self._group_of(r, defs[r.id]) for r in rows]
 
+    def _group_by_id(self, group_id: str) -> FeatureGroup | None:
+        """Return a group of any project by id (for flushing the buffer), or None."""
+        with self._s.catalog.read() as conn:
+            row = conn.execute(
+                sa.select(feature_groups, principals.c.name.label("creator"))
+                .outerjoin(principals, principals.c.id == feature_groups.c.created_by)
+                .where(feature_groups.c.id == group_id)
+            ).first()
+            if row is None:
+                return None
+            defs = conn.execute(
+                sa.select(feature_definitions)
+                .where(feature_definitions.c.group_id == group_id)
+                .order_by(feature_definitions.c.position)
+            ).all()
+        return self._group_of(row, defs)
+
     def _group_of(self, row: Any, defs: Sequence[Any]) -> FeatureGroup:
         created, updated = as_utc(row.created_at), as_utc(row.updated_at)
         assert created is not None and updated is not None
@@ -164,7 +328,7 @@ class FeatureStore:
             id=row.id,
             name=row.name,
             project=row.project,
-            resource=self._s.resource(_KIND, row.name),
+            resource="/".join((row.project, _KIND, row.name)),
             record_id=row.record_id,
             record_id_dtype=Dtype(defs[0].dtype),
             event_time=row.event_time,
@@ -465,6 +629,8 @@ class FeatureStore:
                 detail={"id": group.id, "grants_dropped": dropped, "lineage_edges_dropped": edges},
             )
         self._forget(name)
+        if self._has_buffer():
+            self._buffer().discard(group.id)
         if group.online:
             self.online.drop(group.id)
         if group.offline:
@@ -493,25 +659,32 @@ class FeatureStore:
         self._require("feature:write", name)
         group, _ = self._load(name)
         table = validate(group, load(data, group), max_workers=max_workers)
-        return self._write(group, table, action="feature:ingest")
+        return write_batch(self, group, table, action="feature:ingest")
 
     def put_record(self, name: str, record: Mapping[str, Any]) -> IngestReport:
-        """Validate and write one record, online and offline, at once.
+        """Validate and write one record: durably buffered, online at once, offline soon.
 
-        Each call is a Delta commit of its own (a durable micro-batch buffer is not
-        built yet); use :meth:`ingest` for many records. Needs ``feature:write``.
+        When this returns, the record is on disk in the workspace's write buffer and in
+        the online store (newer event time wins); it reaches the offline table in a
+        micro-batch, exactly once, within ``flush_seconds`` or ``flush_rows`` writes
+        (readers of the offline table flush first). See :mod:`trivet.featurestore.buffer`
+        for the durability contract. Use :meth:`ingest` for batches. Needs
+        ``feature:write``.
+
+        Args:
+            name: the feature group.
+            record: the record id, the event time and any features (others are null),
+                validated as a one-row :meth:`ingest` would be.
+
+        Returns:
+            An IngestReport with ``buffered=True``: ``batch_id`` is this write's own id
+            (its audit row's ``write``), ``offline_version`` None, ``write_time`` its
+            ``__write_time``.
+
+        Raises:
+            IngestValidationError: the record is not valid for the group.
         """
-        import pandas as pd
-
-        self._require("feature:write", name)
-        group, _ = self._load(name)
-        if not isinstance(record, Mapping):
-            raise ValidationError(
-                f"put_record needs a mapping of column to value, got {type(record).__name__}."
-            )
-        frame = pd.DataFrame({str(k): pd.Series([v], dtype=object) for k, v in record.items()})
-        table = validate(group, frame)
-        return self._write(group, table, action="feature:put_record", single=True)
+        return records.put_record(self, name, record)
 
     def delete_record(
         self,
@@ -523,146 +696,47 @@ class FeatureStore:
     ) -> None:
         """Delete a record: a soft tombstone, or (``hard=True``) erase it everywhere.
 
-        Soft (``feature:write``): a tombstone row (``__deleted`` true, features null) is
-        appended offline at ``event_time`` (default now), and online the record reads as
-        missing unless a row with a newer event time arrives later. Its history stays in
-        the offline table.
+        Soft (``feature:write``): a tombstone row (``__deleted`` true, features null) at
+        ``event_time`` (default now) goes through the write buffer as ``put_record``
+        does: online the record reads as missing at once (unless a row with a newer
+        event time arrives later), offline the tombstone lands with the next flush.
+        Its history stays in the offline table.
 
-        Hard (``feature:delete``; for erasure requests such as GDPR's): every row of the
-        record is deleted from the offline table, which is then vacuumed so no file
-        still holding it remains, and the record is removed from the online store.
-        Time travel to versions before the delete stops working.
+        Hard (``feature:delete``; for erasure requests such as GDPR's): the group's
+        buffered writes are flushed, every row of the record is deleted from the offline
+        table, which is then vacuumed so no file still holding it remains, the record
+        is removed from the online store, and the write buffer's file is scrubbed. Time
+        travel to versions before the delete stops working.
         """
         action = "feature:delete" if hard else "feature:write"
         resource = self._require(action, name)
         group, _ = self._load(name)
         typed, key = record_key(group, record_id)
-        digest = hashlib.sha256(f"{group.id}\0{key}".encode()).hexdigest()
-        if hard:
-            removed: list[str] = []
-            if group.offline:
-                removed = self.offline.hard_delete(group, [typed])
-            if group.online:
-                self.online.delete(group.id, [key])
-            with self._s.catalog.write() as conn:
-                self._s.record(
-                    conn,
-                    action="feature:erase_record",
-                    resource=resource,
-                    detail={"record_sha256": digest, "files_vacuumed": len(removed)},
+        if not hard:
+            when = event_time if event_time is not None else now_utc()
+            if not isinstance(when, dt.datetime) or when.utcoffset() is None:
+                raise ValidationError(
+                    f"event_time must be a timezone-aware datetime, not {when!r}.",
+                    hint="e.g. datetime.now(UTC)",
                 )
+            records.soft_delete(self, group, key, when)
             return
-        import pyarrow as pa
-
-        when = event_time if event_time is not None else now_utc()
-        if when.tzinfo is None:
-            raise ValidationError(
-                "event_time must be timezone-aware.", hint="e.g. datetime.now(UTC)"
-            )
-        schema = group.arrow_schema()
-        columns = [pa.array([typed], type=group.record_id_dtype.arrow())]
-        columns.append(pa.array([when], type=pa.timestamp("us", tz="UTC")))
-        columns += [pa.nulls(1, type=f.dtype.arrow()) for f in group.features]
-        table = pa.table(columns, schema=pa.schema([schema.field(c) for c in group.columns]))
-        self._write(
-            group,
-            table,
-            action="feature:delete_record",
-            deleted=True,
-            detail={"record_sha256": digest},
-            single=True,
-        )
-
-    def _write(
-        self,
-        group: FeatureGroup,
-        table: pa.Table,
-        *,
-        action: str,
-        deleted: bool = False,
-        detail: Mapping[str, Any] | None = None,
-        single: bool = False,
-    ) -> IngestReport:
-        """Write a validated batch offline, online and to the catalog (see ``ingest.py``).
-
-        A batch's id is its content's digest, so ingesting the same batch again is a
-        no-op. A single-record write (``single``: put_record, delete_record) is an
-        intent of its own each time: repeating a delete after a re-put must delete again.
-        """
-        rows = table.num_rows
-        kind = "tombstones" if deleted else "rows"
-        if single:
-            kind += f":{uuid.uuid4().hex}"
-        batch_id = batch_id_of(group, table, kind=kind)
-        records = distinct_records(group, table)
-        with self._s.catalog.read() as conn:
-            done = conn.execute(
-                sa.select(feature_batches).where(
-                    feature_batches.c.group_id == group.id,
-                    feature_batches.c.batch_id == batch_id,
-                )
-            ).first()
-        if done is not None or rows == 0:
-            written = as_utc(done.write_time) if done is not None else None
-            return IngestReport(
-                group=group.name,
-                batch_id=batch_id,
-                rows=rows,
-                records=records,
-                offline_version=done.offline_version if done is not None else None,
-                write_time=written or now_utc(),
-                duplicate=done is not None,
-            )
-        write_time = now_utc()
-        version: int | None = None
-        recovered = False
+        digest = hashlib.sha256(f"{group.id}\0{key}".encode()).hexdigest()
+        self._flush_ids([group.id])  # buffered rows of it are erased too
+        removed: list[str] = []
         if group.offline:
-            result = self.offline.append(
-                group, table, batch_id=batch_id, write_time=write_time, deleted=deleted
-            )
-            write_time, version, recovered = result.write_time, result.version, result.already
+            removed = self.offline.hard_delete(group, [typed])
         if group.online:
-            self.online.write(group.id, online_rows(group, table, write_time, deleted=deleted))
+            self.online.delete(group.id, [key])
+        if self._has_buffer():
+            self._buffer().scrub()
         with self._s.catalog.write() as conn:
-            exists = conn.execute(
-                sa.select(feature_batches.c.batch_id).where(
-                    feature_batches.c.group_id == group.id,
-                    feature_batches.c.batch_id == batch_id,
-                )
-            ).first()
-            if exists is None:
-                conn.execute(
-                    sa.insert(feature_batches).values(
-                        group_id=group.id,
-                        batch_id=batch_id,
-                        rows=rows,
-                        offline_version=version,
-                        write_time=write_time,
-                        created_at=now_utc(),
-                        created_by=self._s.principal.id,
-                    )
-                )
             self._s.record(
                 conn,
-                action=action,
-                resource=group.resource,
-                detail={
-                    "batch": batch_id,
-                    "rows": rows,
-                    "offline_version": version,
-                    "recovered": recovered,
-                    **(detail or {}),
-                },
+                action="feature:erase_record",
+                resource=resource,
+                detail={"record_sha256": digest, "files_vacuumed": len(removed)},
             )
-        return IngestReport(
-            group=group.name,
-            batch_id=batch_id,
-            rows=rows,
-            records=records,
-            offline_version=version,
-            write_time=write_time,
-            duplicate=exists is not None,
-        )
 
     # -- reading records ---------------------------------------------------------------
     def get_record(
@@ -709,7 +783,39 @@ class FeatureStore:
             raise ValidationError(f"as_of version {as_of} is negative.", hint="versions start at 0")
         self._require("feature:read_offline", name)
         group, _ = self._load(name)
+        self._settle(group)
         return self.offline.read(group, as_of=as_of)
+
+    def maintain(self, name: str, *, vacuum_hours: int = 168) -> MaintenanceReport:
+        """Compact the group's offline table, checkpoint it, and vacuum old files.
+
+        Flushes the group's buffered writes, rewrites small files into large ones (one
+        commit; readers see the same rows), writes a Delta checkpoint, then deletes the
+        files no version younger than ``vacuum_hours`` needs (and files a crashed
+        writer left uncommitted, once that old). Time travel to versions older than the
+        retention may stop working (:class:`VersionVacuumed`). Files replaced by this
+        compaction are freed by a later run, once older than the retention.
+
+        Needs ``feature:write`` with the default retention (168 h) or longer; a shorter
+        one needs ``feature:delete``, as it erases history that reproducible training
+        sets (``as_of``) may rely on.
+
+        Args:
+            name: the feature group.
+            vacuum_hours: keep files any version of the last ``vacuum_hours`` hours
+                needs; at least 1, since writers in flight may have written files they
+                have not committed yet.
+
+        Returns:
+            Files and bytes before and after, what compaction and vacuum did.
+
+        Raises:
+            ValidationError: ``vacuum_hours`` is below 1 or not an int, or the group
+                keeps no offline table.
+        """
+        from trivet.featurestore.maintenance import maintain
+
+        return maintain(self, name, vacuum_hours=vacuum_hours)
 
     # -- training sets and SQL (in datasets.py and sql.py) -----------------------------
     def build_dataset(

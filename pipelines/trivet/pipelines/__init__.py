@@ -21,7 +21,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 # Eager: `step` is also the name of a submodule, which would shadow a lazy attribute.
-from trivet.pipelines.step import Step, StepOptions, step
+from trivet.pipelines.step import Step, StepOptions, Uses, step
 from trivet.platform.lazy import lazy_names
 
 if TYPE_CHECKING:
@@ -42,14 +42,18 @@ if TYPE_CHECKING:
         ExecutionFailed,
         ExecutionNotFound,
         PipelineDefinitionError,
+        RemoteStepError,
         StepTimeout,
+        WorkerCodeMismatch,
+        WorkerLost,
     )
-    from trivet.pipelines.executors import Executor, LocalExecutor
+    from trivet.pipelines.executors import DaskExecutor, Executor, LocalExecutor
 
 _LAZY = {
     "CacheExplanation": "trivet.pipelines.cache",
     "CacheKey": "trivet.pipelines.cache",
     "Compare": "trivet.pipelines._expr",
+    "DaskExecutor": "trivet.pipelines.executors",
     "Execution": "trivet.pipelines._records",
     "ExecutionFailed": "trivet.pipelines.errors",
     "ExecutionNotFound": "trivet.pipelines.errors",
@@ -67,10 +71,13 @@ _LAZY = {
     "PipelineDefinitionError": "trivet.pipelines.errors",
     "PipelineInfo": "trivet.pipelines._records",
     "Pipelines": "trivet.pipelines._pipelines",
+    "RemoteStepError": "trivet.pipelines.errors",
     "StepRun": "trivet.pipelines._records",
     "StepStatus": "trivet.pipelines._records",
     "StartedExecution": "trivet.pipelines._background",
     "StepTimeout": "trivet.pipelines.errors",
+    "WorkerCodeMismatch": "trivet.pipelines.errors",
+    "WorkerLost": "trivet.pipelines.errors",
     "fail": "trivet.pipelines.dag",
     "load_pipeline": "trivet.pipelines._source",
     "pipeline": "trivet.pipelines.dag",
@@ -81,6 +88,7 @@ __all__ = [
     "CacheExplanation",
     "CacheKey",
     "Compare",
+    "DaskExecutor",
     "Execution",
     "ExecutionFailed",
     "ExecutionNotFound",
@@ -98,12 +106,16 @@ __all__ = [
     "PipelineDefinitionError",
     "PipelineInfo",
     "Pipelines",
+    "RemoteStepError",
     "StartedExecution",
     "Step",
     "StepOptions",
     "StepRun",
     "StepStatus",
     "StepTimeout",
+    "Uses",
+    "WorkerCodeMismatch",
+    "WorkerLost",
     "fail",
     "load_pipeline",
     "pipeline",

@@ -13,12 +13,11 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import heapq
-import inspect
 import queue
 import threading
 import time
 import traceback
-from collections import OrderedDict, deque
+from collections import deque
 from collections.abc import Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -27,9 +26,9 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from trivet.errors import IntegrityError, TrivetError
-from trivet.pipelines._capture import capturing, step_output
+from trivet.pipelines._capture import capturing
 from trivet.pipelines._expr import Expr, Get, Output, ParamRef, evaluate, exprs_in
-from trivet.pipelines._outputs import Stored, load_output, store_output
+from trivet.pipelines._outputs import Stored, load_output
 from trivet.pipelines._records import (
     HEARTBEAT,
     LOG_LIMIT,
@@ -47,7 +46,16 @@ from trivet.pipelines.cache import (
     make_key,
 )
 from trivet.pipelines.errors import StepTimeout
-from trivet.pipelines.step import SESSION_PARAMETER
+from trivet.pipelines.executors._attempt import (
+    Attempt,
+    RemoteAttempt,
+    RemoteResult,
+    RunToken,
+    StepFunction,
+    detach,
+    roots_of,
+    run_step,
+)
 from trivet.platform.artifacts._base import blob_key
 from trivet.platform.artifacts._entries import insert_entry
 from trivet.platform.catalog import now_utc
@@ -120,16 +128,6 @@ class _State:
 
 
 @dataclass(frozen=True)
-class _Outcome:
-    ok: bool
-    value: Any = None
-    stored: Stored | None = None
-    logs: str = ""
-    error: BaseException | None = None
-    tb: str | None = None
-
-
-@dataclass(frozen=True)
 class _CacheEntry:
     digest: str | None
     kind: str
@@ -150,6 +148,7 @@ class Engine:
         executor: Executor,
         plan: RunPlan,
         run_token_id: str | None,
+        run_token: str | None = None,
     ) -> None:
         self.s = session
         self.catalog = session.catalog
@@ -161,6 +160,10 @@ class Engine:
         self.executor = executor
         self.plan = plan
         self.run_token_id = run_token_id
+        # the run token's secret, for executors whose workers open their own session
+        self.run_token = RunToken(run_token) if run_token is not None else None
+        self.in_process = getattr(executor, "in_process", True)
+        self.functions: dict[int, StepFunction] = {}
         self.state = {name: _State() for name in dag.nodes}
         self.waiting = {name: dag.graph.in_degree(name) for name in dag.nodes}
         self.open = len(dag.nodes)
@@ -342,24 +345,54 @@ class Engine:
                     raise
             return st.value
 
-    def _attempt(self, node: Node) -> _Outcome:
-        """Run one attempt of a step (on an executor's worker); never raises."""
+    def _attempt(self, node: Node) -> Attempt:
+        """Run one attempt of a step (on an in-process executor's thread); never raises."""
         assert node.step is not None
-        with step_output() as buffer:
-            try:
-                arguments = OrderedDict(
-                    (k, evaluate(v, self._resolve)) for k, v in node.args.items()
-                )
-                if node.step.wants_session:
-                    arguments[SESSION_PARAMETER] = self.s
-                bound = inspect.BoundArguments(node.step.signature, arguments)
-                result = node.step.fn(*bound.args, **bound.kwargs)
-                value, stored = store_output(self.s, result, folder=self.folder, step=node.name)
-            except BaseException as exc:
-                return _Outcome(
-                    ok=False, error=exc, tb=traceback.format_exc(), logs=buffer.getvalue()
-                )
-            return _Outcome(ok=True, value=value, stored=stored, logs=buffer.getvalue())
+        return run_step(
+            node.step.fn,
+            node.step.signature,
+            node.args,
+            resolve=self._resolve,
+            session=self.s,
+            folder=self.folder,
+            name=node.name,
+        )
+
+    def _remote_attempt(self, node: Node, attempt: int) -> RemoteAttempt:
+        """Describe one attempt of a step for a worker in another process (picklable)."""
+        assert node.step is not None
+        if self.run_token is None:
+            raise TrivetError(
+                "This execution has no run token, so its steps cannot run out of process.",
+                hint="run it through Pipelines.run",
+            )
+        fn = node.step.fn
+        function = self.functions.get(id(fn))
+        if function is None:
+            function = self.functions[id(fn)] = StepFunction.of(fn, self.fingerprints.get(id(fn)))
+        inputs: dict[str, Stored] = {}
+        params: dict[str, Any] = {}
+        for ref in roots_of(node.args):
+            if isinstance(ref, ParamRef):
+                params[ref.name] = self.params[ref.name]
+            else:
+                stored = self.state[ref.node].stored
+                assert stored is not None
+                inputs[ref.node] = stored
+        return RemoteAttempt(
+            execution_id=self.eid,
+            step=node.name,
+            attempt=attempt,
+            function=function,
+            args={k: detach(v) for k, v in node.args.items()},
+            inputs=inputs,
+            params=params,
+            folder=self.folder,
+            workspace=str(self.s.settings.workspace),
+            project=self.project,
+            session_class=type(self.s),
+            token=self.run_token,
+        )
 
     # -- settling --------------------------------------------------------------------------------
     def _finish(
@@ -465,7 +498,11 @@ class Engine:
             st.started = now_utc()
         self.dirty.add(name)
         attempt = st.attempt_id
-        future = self.executor.submit(functools.partial(self._attempt, node))
+        future: Future[Attempt] | Future[RemoteResult]
+        if self.in_process:
+            future = self.executor.submit(functools.partial(self._attempt, node))
+        else:
+            future = self.executor.submit(self._remote_attempt(node, st.attempts))
         st.future = future
         timeout = node.step.options.timeout
         st.deadline = time.monotonic() + timeout if timeout is not None else None
@@ -476,9 +513,22 @@ class Engine:
         if attempt != st.attempt_id or st.status is not StepStatus.RUNNING:
             return  # a late answer from an attempt that timed out
         try:
-            outcome: _Outcome = future.result()
-        except BaseException as exc:  # the executor itself failed
-            outcome = _Outcome(ok=False, error=exc, tb=traceback.format_exc())
+            outcome: Attempt | RemoteResult = future.result()
+        except BaseException as exc:  # the executor itself failed (or lost the worker)
+            outcome = Attempt(ok=False, error=exc, tb=traceback.format_exc())
+        if isinstance(outcome, RemoteResult):  # the value stays in the artifact store
+            for dep in outcome.damaged:
+                key = self.state[dep].key
+                if key is not None:
+                    self.bad_keys.add(key.digest)  # never reuse it again
+            outcome = Attempt(
+                ok=outcome.ok,
+                value=_UNSET,
+                stored=outcome.stored,
+                logs=outcome.logs,
+                error=outcome.error,
+                tb=outcome.tb,
+            )
         st.logs += outcome.logs
         if outcome.ok:
             st.value, st.stored = outcome.value, outcome.stored

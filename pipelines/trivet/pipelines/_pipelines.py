@@ -10,9 +10,11 @@ project's ``<project>-runner`` service principal) or ``run_as="<service>"`` runs
 that service principal instead, which needs ``principal:use`` on it — the code comes
 from the invoker, so running it as someone else is exactly AWS's PassRole.
 ``pipeline:run`` alone never changes who the steps act as. Steps get the execution's
-Session: the run-as principal with a *run token* — scoped to the project (and never
-beyond the invoker's own token), tied to the execution id, revoked when the execution
-ends (or is found interrupted) and expiring after :data:`RUN_TOKEN_LIFETIME` at most.
+Session: the run-as principal with a *run token* — scoped to the execution's folder and
+what the pipeline declares (:meth:`Pipeline.uses`; see :mod:`trivet.pipelines._scope`),
+never beyond the invoker's own token, tied to the execution id, revoked when the
+execution ends (or is found interrupted) and expiring after :data:`RUN_TOKEN_LIFETIME`
+at most.
 """
 
 from __future__ import annotations
@@ -39,11 +41,12 @@ from trivet.pipelines._records import (
     runner_identity,
     to_execution,
 )
+from trivet.pipelines._scope import run_scope
 from trivet.pipelines._source import load_pipeline, source_of
 from trivet.pipelines.cache import CacheExplanation, diff_components
 from trivet.pipelines.dag import Pipeline, definition_digest, json_value
 from trivet.pipelines.errors import ExecutionNotFound, PipelineDefinitionError
-from trivet.pipelines.executors import Executor, LocalExecutor
+from trivet.pipelines.executors import Executor, executor_for
 from trivet.platform import identity
 from trivet.platform.catalog import now_utc
 from trivet.platform.catalog.schema import (
@@ -56,7 +59,6 @@ from trivet.platform.catalog.schema import (
 from trivet.platform.directory import runner_name
 from trivet.platform.lineage import Node as LineageNode
 from trivet.platform.lineage import insert_edge
-from trivet.platform.permissions import TokenScope
 
 if TYPE_CHECKING:
     from trivet.platform.session import Session
@@ -109,7 +111,9 @@ class Pipelines:
                 downstream of it.
             only: run only this step; its inputs must be cached.
             max_parallel: the most steps running at once (local executor).
-            executor: where attempts run (default: a :class:`LocalExecutor`).
+            executor: where attempts run (default: the workspace's ``[pipelines]
+                executor`` setting: a :class:`LocalExecutor`, or a
+                :class:`DaskExecutor` for ``dask://host:port``).
 
         Raises:
             PipelineDefinitionError: an invalid DAG or parameters (nothing ran).
@@ -295,9 +299,10 @@ class Pipelines:
                 hint="set the cap on the executor",
             )
         # before anything is recorded: a bad max_parallel must not leave a "running" row
-        pool = executor if executor is not None else LocalExecutor(max_parallel)
+        pool = executor if executor is not None else executor_for(self._s.settings, max_parallel)
         dag = pipeline.dag()
         values = pipeline.resolve_params(params)
+        uses = pipeline.uses(values)  # what the run token will cover
         if plan.from_step is not None and plan.only is not None:
             raise ValidationError("Give from_step or only, not both.")
         for chosen in (plan.from_step, plan.only):
@@ -332,8 +337,12 @@ class Pipelines:
             self._s.require("pipeline:update", resource)
         base = self._run_session(run_as)
         eid = str(uuid.uuid4())
-        scope = TokenScope(patterns=(f"{project}/*",)).intersect(
-            self._s.token.scope if self._s.token is not None else None
+        scope = run_scope(
+            project=project,
+            execution_id=eid,
+            pipeline=pipeline.name,
+            uses=uses,
+            ceiling=self._s.token.scope if self._s.token is not None else None,
         )
         lifetime = RUN_TOKEN_LIFETIME
         if self._s.token is not None:  # never outlive the invoker's token
@@ -414,7 +423,7 @@ class Pipelines:
                     for name in dag.nodes
                 ],
             )
-            token, _secret = identity.insert_token(
+            token, secret = identity.insert_token(
                 conn,
                 principal=base.principal,
                 kind="run",
@@ -423,6 +432,8 @@ class Pipelines:
                 description=f"run token of execution {eid}",
                 created_by=self._s.principal.id,
                 run_id=eid,
+                # revoking the invoker's token revokes the run's
+                parent_id=self._s.token.id if self._s.token is not None else None,
             )
             insert_edge(
                 self._s,
@@ -452,6 +463,7 @@ class Pipelines:
             executor=pool,
             plan=plan,
             run_token_id=token.id,
+            run_token=secret,  # for workers in other processes
         )
         record = Execution(
             id=eid,
@@ -467,6 +479,7 @@ class Pipelines:
             ended_at=None,
             error=None,
             steps=engine.step_runs(),
+            definition=definition,
         )
         return Launch(engine=engine, record=record)
 
@@ -693,17 +706,26 @@ class Pipelines:
         self,
         name: str,
         *,
-        format: Literal["text", "mermaid"] = "text",
+        format: Literal["text", "mermaid", "svg"] = "text",
         execution: str | None = None,
     ) -> str:
-        """Render a registered pipeline's DAG, with the step statuses of an execution."""
-        from trivet.pipelines._graph import render
+        """Render a registered pipeline's DAG, with the step statuses of an execution.
+
+        Args:
+            name: the pipeline.
+            format: ``text``, ``mermaid`` or ``svg`` (a self-contained picture: no
+                script, no external reference).
+            execution: an execution (or an id prefix) whose step statuses to show.
+        """
+        from trivet.pipelines._graph import render, step_details
 
         statuses = None
+        details = None
         version = None
         if execution is not None:
             ex = self.get_execution(execution)
             statuses = {s.name: s.status.value for s in ex.steps}
+            details = step_details(ex.steps)
             version = ex.version
         info = self.describe(name, version=version)
-        return render(info.definition, format=format, statuses=statuses)
+        return render(info.definition, format=format, statuses=statuses, details=details)

@@ -119,6 +119,14 @@ class Execution:
     ended_at: dt.datetime | None
     error: str | None
     steps: Sequence[StepRun] = field(repr=False)
+    definition: Mapping[str, Any] | None = field(default=None, repr=False, compare=False)
+    """The definition of the pipeline version it ran (None when not read)."""
+
+    def _repr_html_(self) -> str:
+        """Show the execution in Jupyter: its DAG coloured by step status, its steps."""
+        from trivet.pipelines._graph import execution_html
+
+        return execution_html(self)
 
     @property
     def succeeded(self) -> bool:
@@ -271,8 +279,10 @@ def execution_query() -> sa.Select[Any]:
 def to_execution(conn: sa.Connection, row: Any, *, with_steps: bool = True) -> Execution:
     """Build an :class:`Execution` from a row of :func:`execution_query`."""
     steps: list[StepRun] = []
+    definition = None
     if with_steps:
-        order = _definition_order(conn, row.pipeline_id, row.version)
+        definition = _definition(conn, row.pipeline_id, row.version)
+        order = {s["name"]: i for i, s in enumerate((definition or {}).get("steps", []))}
         found = sorted(
             conn.execute(
                 sa.select(pipeline_step_runs).where(pipeline_step_runs.c.execution_id == row.id)
@@ -311,15 +321,15 @@ def to_execution(conn: sa.Connection, row: Any, *, with_steps: bool = True) -> E
         ended_at=row.ended_at,
         error=row.error,
         steps=tuple(steps),
+        definition=definition,
     )
 
 
-def _definition_order(conn: sa.Connection, pipeline_id: str, version: int) -> dict[str, int]:
+def _definition(conn: sa.Connection, pipeline_id: str, version: int) -> dict[str, Any] | None:
     definition = conn.execute(
         sa.select(pipeline_versions.c.definition).where(
             pipeline_versions.c.pipeline_id == pipeline_id,
             pipeline_versions.c.version == version,
         )
     ).scalar()
-    steps = (definition or {}).get("steps", [])
-    return {s["name"]: i for i, s in enumerate(steps)}
+    return dict(definition) if definition else None

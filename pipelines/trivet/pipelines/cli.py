@@ -238,7 +238,7 @@ def logs(
 def graph(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="A registered pipeline, or FILE.py[:NAME].")],
-    fmt: Annotated[str, typer.Option("--format", help="text or mermaid.")] = "text",
+    fmt: Annotated[str, typer.Option("--format", help="text, mermaid or svg.")] = "text",
     execution: Annotated[
         str | None, typer.Option(help="Show the step statuses of this execution.")
     ] = None,
@@ -247,8 +247,8 @@ def graph(
     from trivet.errors import ValidationError
     from trivet.pipelines import load_pipeline
 
-    if fmt not in ("text", "mermaid"):
-        raise ValidationError(f"Unknown graph format {fmt!r}.", hint="use text or mermaid")
+    if fmt not in ("text", "mermaid", "svg"):
+        raise ValidationError(f"Unknown graph format {fmt!r}.", hint="use text, mermaid or svg")
     chosen: Any = fmt
     if name.endswith(".py") or ".py:" in name:
         typer.echo(load_pipeline(name).graph(format=chosen))

@@ -16,16 +16,24 @@ import json
 import re
 import types
 import typing
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Union
 
 from trivet.errors import did_you_mean
 from trivet.pipelines._expr import Expr, Output, ParamRef, exprs_in, literal_json
+from trivet.pipelines._expr import evaluate as _evaluate
 from trivet.pipelines._source import function_id
 from trivet.pipelines.errors import PipelineDefinitionError
-from trivet.pipelines.step import SESSION_PARAMETER, Step, check_step_name
+from trivet.pipelines.step import (
+    SESSION_PARAMETER,
+    Step,
+    Uses,
+    check_path,
+    check_step_name,
+    expand,
+)
 
 if TYPE_CHECKING:
     import networkx as nx
@@ -207,6 +215,17 @@ class Node:
         """Return the names of the parameters this node reads."""
         return {r.name for e in self.exprs() for r in e.roots() if isinstance(r, ParamRef)}
 
+    def uses(self, params: Mapping[str, Any]) -> Uses:
+        """Return what this step call reads and writes, given the run's parameter values.
+
+        Raises:
+            PipelineDefinitionError: a declaration needs an argument that comes from
+                another step's output (known only while the execution runs).
+        """
+        if self.step is None:
+            return Uses()
+        return self.step.uses(_CallArguments(self, params))
+
     def to_json(self, graph: nx.DiGraph) -> dict[str, Any]:
         """Return the node as it appears in an exported definition."""
         out: dict[str, Any] = {
@@ -222,6 +241,42 @@ class Node:
         else:
             out["message"] = self.message
         return out
+
+
+class _CallArguments(Mapping[str, Any]):
+    """A step call's arguments with the parameters filled in, read when a declaration
+    names them: one that depends on a step's output cannot be known before the run."""
+
+    def __init__(self, node: Node, params: Mapping[str, Any]) -> None:
+        self.node = node
+        self.params = params
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.node.args
+
+    def __getitem__(self, key: str) -> Any:
+        value = self.node.args[key]
+        for expr in exprs_in(value):
+            for root in expr.roots():
+                if isinstance(root, Output):
+                    raise PipelineDefinitionError(
+                        f"Step {self.node.name!r} says what it touches with its argument "
+                        f"{key!r}, which is {root.describe()}: unknown until the run, so "
+                        "the run token cannot be scoped to it.",
+                        hint="pass that argument as a value or a pipeline parameter, or "
+                        "declare the paths on the pipeline: @pipeline(writes=[...])",
+                    )
+        return _evaluate(value, self._param)
+
+    def _param(self, ref: Output | ParamRef) -> Any:
+        assert isinstance(ref, ParamRef)  # outputs were refused above
+        return self.params[ref.name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.node.args)
+
+    def __len__(self) -> int:
+        return len(self.node.args)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -418,13 +473,46 @@ def _check_pipeline_name(name: object) -> str:
 class Pipeline:
     """A pipeline: a function whose step calls make a DAG (see :func:`pipeline`)."""
 
-    def __init__(self, fn: Callable[..., Any], *, name: str, description: str) -> None:
+    def __init__(
+        self,
+        fn: Callable[..., Any],
+        *,
+        name: str,
+        description: str,
+        reads: Sequence[str] = (),
+        writes: Sequence[str] = (),
+    ) -> None:
         self.fn = fn
         self.name = _check_pipeline_name(name)
         self.description = description
         self.params = self._param_specs()
+        self.reads = self._declarations("reads", reads)
+        self.writes = self._declarations("writes", writes)
         self.__doc__ = fn.__doc__
         self.__wrapped__ = fn
+
+    def _declarations(self, label: str, values: object) -> tuple[str, ...]:
+        if isinstance(values, str) or not isinstance(values, Sequence):
+            raise PipelineDefinitionError(
+                f"{label} of pipeline {self.name!r} takes a list of paths, not {values!r}.",
+                hint=f'e.g. @pipeline({label}=["feature_groups/applicants"])',
+            )
+        for value in values:
+            if not isinstance(value, str):
+                raise PipelineDefinitionError(
+                    f"{label} of pipeline {self.name!r} holds {value!r}, not a path.",
+                    hint="give '<kind>/<name>' paths; '{param}' names a pipeline parameter",
+                )
+            try:
+                expand(value, {k: "x" for k in self.params})
+            except KeyError as exc:
+                raise PipelineDefinitionError(
+                    f"The pipeline {self.name!r} declares {value!r}, but has no parameter "
+                    f"{exc.args[0]!r}.",
+                    hint=did_you_mean(str(exc.args[0]), self.params)
+                    or "name one of its parameters in braces",
+                ) from None
+        return tuple(values)
 
     def __repr__(self) -> str:
         return f"<pipeline {self.name!r} ({len(self.dag().nodes)} steps)>"
@@ -508,10 +596,41 @@ class Pipeline:
                 values[name] = spec.default
         return values
 
+    def uses(self, params: Mapping[str, Any] | None = None) -> Uses:
+        """Return what a run with these parameters may read and write beyond its folder.
+
+        The union of every step's declarations (a built-in step derives its own from
+        its arguments: ``ingest_features(group="applicants")`` writes
+        ``feature_groups/applicants``) and the pipeline's own ``reads``/``writes``. An
+        execution's run token covers exactly these (see ``docs/pipelines.md``).
+
+        Args:
+            params: parameter values, as for :meth:`resolve_params`.
+
+        Returns:
+            The paths, without the project (``models/credit``).
+
+        Raises:
+            PipelineDefinitionError: bad parameters, a declaration that depends on a
+                step's output, or a path that names nothing in a project.
+        """
+        values = self.resolve_params(params)
+        total = Uses()
+        for node in self.dag().nodes.values():
+            total = total | node.uses(values)
+        where = f"The pipeline {self.name!r}"
+        mine = Uses(
+            reads=tuple(check_path(p, where=where) for d in self.reads for p in expand(d, values)),
+            writes=tuple(
+                check_path(p, where=where) for d in self.writes for p in expand(d, values)
+            ),
+        )
+        return total | mine
+
     def definition(self) -> dict[str, Any]:
         """Return the pipeline's definition as JSON data (deterministic, for review and diff)."""
         dag = self.dag()
-        return {
+        out = {
             "format": DEFINITION_FORMAT,
             "name": self.name,
             "description": self.description,
@@ -519,16 +638,26 @@ class Pipeline:
             "params": {k: v.to_json() for k, v in sorted(self.params.items())},
             "steps": [node.to_json(dag.graph) for node in dag.nodes.values()],
         }
+        for label, values in (("reads", self.reads), ("writes", self.writes)):
+            if values:
+                out[label] = list(values)
+        return out
 
     def digest(self) -> str:
         """Return the sha256 of the canonical definition (equal definitions, equal digests)."""
         return definition_digest(self.definition())
 
-    def graph(self, *, format: Literal["text", "mermaid"] = "text") -> str:
-        """Render the DAG as text or as a Mermaid flowchart."""
+    def graph(self, *, format: Literal["text", "mermaid", "svg"] = "text") -> str:
+        """Render the DAG as text, a Mermaid flowchart or a self-contained SVG picture."""
         from trivet.pipelines._graph import render
 
         return render(self.definition(), format=format)
+
+    def _repr_html_(self) -> str:
+        """Show the pipeline in Jupyter: its parameters and its DAG as an SVG picture."""
+        from trivet.pipelines._graph import pipeline_html
+
+        return pipeline_html(self.definition())
 
 
 def definition_digest(definition: Mapping[str, Any]) -> str:
@@ -594,7 +723,11 @@ def pipeline(fn: Callable[..., Any], /) -> Pipeline: ...
 
 @typing.overload
 def pipeline(
-    *, name: str | None = None, description: str | None = None
+    *,
+    name: str | None = None,
+    description: str | None = None,
+    reads: Sequence[str] = (),
+    writes: Sequence[str] = (),
 ) -> Callable[[Callable[..., Any]], Pipeline]: ...
 
 
@@ -604,12 +737,24 @@ def pipeline(
     *,
     name: str | None = None,
     description: str | None = None,
+    reads: Sequence[str] = (),
+    writes: Sequence[str] = (),
 ) -> Pipeline | Callable[[Callable[..., Any]], Pipeline]:
     """Make a function a pipeline: its parameters are the pipeline's, its step calls the DAG.
 
     Parameters take a type annotation (str, int, float, bool, Path, list, dict, or
     ``X | None``) and a default, or a :class:`Param`. A ``Path`` parameter is hashed by
     its content for the cache.
+
+    Args:
+        fn: the function (when used as ``@pipeline`` without parentheses).
+        name: the pipeline's name (default: the function's).
+        description: one line (default: the docstring's first paragraph).
+        reads: paths in the project its steps read beyond what they declare
+            themselves (``"feature_groups/applicants"``; ``"{param}"`` names a
+            parameter). The run token covers the run's folder, these, and the steps'
+            declarations — see :meth:`Pipeline.uses`.
+        writes: paths its steps write, register or store, likewise.
 
     Example:
         >>> from trivet.pipelines import step
@@ -632,6 +777,8 @@ def pipeline(
             func,
             name=name if name is not None else getattr(func, "__name__", ""),
             description=description if description is not None else doc.split("\n\n")[0],
+            reads=reads,
+            writes=writes,
         )
 
     return wrap(fn) if fn is not None else wrap

@@ -8,7 +8,10 @@ __all__ = [
     "ExecutionFailed",
     "ExecutionNotFound",
     "PipelineDefinitionError",
+    "RemoteStepError",
     "StepTimeout",
+    "WorkerCodeMismatch",
+    "WorkerLost",
 ]
 
 
@@ -33,3 +36,24 @@ class StepTimeout(TrivetError):
     """
 
     exit_code = 1
+
+
+class WorkerLost(TrivetError):
+    """The worker process running a step died (on a Dask cluster: the scheduler gave up
+    rerunning the step after ``distributed.scheduler.allowed-failures`` worker deaths).
+
+    It counts as a failed attempt: the step's ``retries`` apply (it is an
+    ``Exception``, so the default ``retry_on`` retries it).
+    """
+
+
+class WorkerCodeMismatch(Conflict):
+    """A worker cannot run a step's code as the client has it: the step's module does
+    not import there, or its code, a helper it reaches, a package version or the Python
+    version differs — so the client's cache key would not describe the result."""
+
+
+class RemoteStepError(TrivetError):
+    """A step failed on a worker with an exception that could not be sent back as
+    itself (it does not pickle); the message keeps its type and text, the step's record
+    its traceback."""

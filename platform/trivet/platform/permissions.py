@@ -9,11 +9,12 @@ a check costs at most ``depth + 2`` dict probes, independent of the number of gr
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import sqlalchemy as sa
 
@@ -148,24 +149,99 @@ def pattern_probe_keys(pattern: str) -> list[str]:
     return probe_keys(pattern)
 
 
+_READ_ONLY = frozenset(
+    a
+    for a in ACTIONS
+    if a.split(":")[1]
+    in {"describe", "read", "read_online", "read_offline", "read_report", "predict"}
+)
+
+
 @dataclass(frozen=True, kw_only=True)
 class TokenScope:
-    """A token's ceiling: the actions it may use and the resource patterns it may touch."""
+    """A token's ceiling: the actions it may use and the resource patterns it may touch.
+
+    ``actions`` and ``patterns`` bound it as a whole; ``rules``, when given, narrow it
+    further to actions per pattern (a run token: each resource its pipeline declares,
+    with only the actions that declaration needs). ``label`` says in words what the
+    scope covers and ``hint`` how to widen it; both go into a denial's message.
+    """
 
     actions: frozenset[str] | None = None
     patterns: tuple[str, ...] | None = None
+    rules: tuple[tuple[str, frozenset[str]], ...] | None = None
+    label: str | None = None
+    hint: str | None = None
+
+    @classmethod
+    def of_rules(
+        cls,
+        rules: Mapping[str, Iterable[str]],
+        *,
+        label: str | None = None,
+        hint: str | None = None,
+    ) -> TokenScope:
+        """Return the scope allowing each pattern's actions there, and nothing else."""
+        compact = tuple((p, frozenset(acts)) for p, acts in rules.items() if acts)
+        outer = [p for p, _ in compact]  # the bound: the patterns no other one includes
+        return cls(
+            actions=frozenset().union(*(acts for _, acts in compact)),
+            patterns=tuple(
+                p
+                for i, p in enumerate(outer)
+                if not any(
+                    pattern_includes(q, p) and (q != p or j < i) for j, q in enumerate(outer)
+                )
+            ),
+            rules=compact,
+            label=label,
+            hint=hint,
+        )
 
     def permits(self, action: str, resource: str) -> bool:
         """Return whether the scope lets ``action`` on ``resource`` through."""
         if self.actions is not None and action not in self.actions:
             return False
-        return self.patterns is None or any(pattern_covers(p, resource) for p in self.patterns)
+        if self.patterns is not None and not any(
+            pattern_covers(p, resource) for p in self.patterns
+        ):
+            return False
+        if self.rules is None:
+            return True
+        by_pattern = self._rules_by_pattern
+        return any(action in by_pattern.get(key, ()) for key in probe_keys(resource))
+
+    @functools.cached_property
+    def _rules_by_pattern(self) -> dict[str, frozenset[str]]:
+        # the patterns matching a resource are exactly its probe keys: a check costs
+        # depth + 2 dict probes, however many rules there are
+        out: dict[str, frozenset[str]] = {}
+        for p, acts in self.rules or ():
+            out[p] = out.get(p, frozenset()) | acts
+        return out
 
     def permits_pattern(self, action: str, pattern: str) -> bool:
         """Return whether the scope lets ``action`` through on everything ``pattern`` matches."""
         if self.actions is not None and action not in self.actions:
             return False
-        return self.patterns is None or any(pattern_includes(p, pattern) for p in self.patterns)
+        if self.patterns is not None and not any(
+            pattern_includes(p, pattern) for p in self.patterns
+        ):
+            return False
+        return self.rules is None or any(
+            action in acts and pattern_includes(p, pattern) for p, acts in self.rules
+        )
+
+    def refusal(self, action: str, resource: str) -> tuple[str, str | None]:
+        """Return the reason and the hint of a denial by this scope."""
+        reason = "outside the token's scope"
+        if self.label:
+            reason += f" ({self.label})"
+        if not self.hint:
+            return reason, None
+        path = "/".join(resource.split("/")[1:3]) or resource
+        access = "reads" if action in _READ_ONLY else "writes"
+        return reason, self.hint.replace("{path}", path).replace("{access}", access)
 
     def intersect(self, other: TokenScope | None) -> TokenScope:
         """Return the scope that lets through only what both scopes let through."""
@@ -178,33 +254,63 @@ class TokenScope:
         if self.patterns is None or other.patterns is None:
             patterns = self.patterns if other.patterns is None else other.patterns
         else:
-            # patterns are nodes or subtrees: two of them overlap only if one includes the other
-            meet = [
-                q if pattern_includes(p, q) else p
-                for p in self.patterns
-                for q in other.patterns
-                if pattern_includes(p, q) or pattern_includes(q, p)
-            ]
-            patterns = tuple(dict.fromkeys(meet))
-        return TokenScope(actions=actions, patterns=patterns)
+            patterns = _meet(self.patterns, other.patterns)
+        if self.rules is None or other.rules is None:
+            rules = self.rules if other.rules is None else other.rules
+        else:
+            merged: dict[str, frozenset[str]] = {}
+            for p, mine in self.rules:
+                for q, theirs in other.rules:
+                    both = mine & theirs
+                    for node in _meet((p,), (q,)) if both else ():
+                        merged[node] = merged.get(node, frozenset()) | both
+            rules = tuple(merged.items())
+        return TokenScope(
+            actions=actions,
+            patterns=patterns,
+            rules=rules,
+            label=self.label or other.label,
+            hint=self.hint or other.hint,
+        )
 
-    def to_json(self) -> dict[str, list[str] | None]:
+    def to_json(self) -> dict[str, Any]:
         """Return the JSON form stored in the catalog."""
-        return {
+        out: dict[str, Any] = {
             "actions": sorted(self.actions) if self.actions is not None else None,
             "patterns": list(self.patterns) if self.patterns is not None else None,
         }
+        if self.rules is not None:
+            out["rules"] = [[p, sorted(acts)] for p, acts in self.rules]
+        for key in ("label", "hint"):
+            if getattr(self, key) is not None:
+                out[key] = getattr(self, key)
+        return out
 
     @classmethod
-    def from_json(cls, data: Mapping[str, list[str] | None] | None) -> TokenScope | None:
+    def from_json(cls, data: Mapping[str, Any] | None) -> TokenScope | None:
         """Rebuild a scope from its stored JSON form."""
         if data is None:
             return None
-        acts, pats = data.get("actions"), data.get("patterns")
+        acts, pats, rules = data.get("actions"), data.get("patterns"), data.get("rules")
         return cls(
             actions=frozenset(acts) if acts is not None else None,
             patterns=tuple(pats) if pats is not None else None,
+            rules=tuple((p, frozenset(a)) for p, a in rules) if rules is not None else None,
+            label=data.get("label"),
+            hint=data.get("hint"),
         )
+
+
+def _meet(ours: Iterable[str], theirs: Iterable[str]) -> tuple[str, ...]:
+    """Return the patterns matched by one of ``ours`` and one of ``theirs``."""
+    # patterns are nodes or subtrees: two of them overlap only if one includes the other
+    meet = [
+        q if pattern_includes(p, q) else p
+        for p in ours
+        for q in theirs
+        if pattern_includes(p, q) or pattern_includes(q, p)
+    ]
+    return tuple(dict.fromkeys(meet))
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -117,7 +117,7 @@ class Session:
         if self._evaluator.token_revoked(self.token.id):
             return "the token was revoked"
         if self._scope is not None and not self._scope.permits(action, resource):
-            return "outside the token's scope"
+            return self._scope.refusal(action, resource)[0]
         return None
 
     def _ceiling(self, decision: Decision) -> Decision:
@@ -174,9 +174,15 @@ class Session:
         """Like :meth:`authorize`, but raise PermissionDenied when not allowed."""
         decision = self.authorize(action, resource)
         if not decision.allowed:
+            hint: str | None = None
+            if self._scope is not None:
+                reason, fix = self._scope.refusal(action, resource)
+                if decision.reason == reason:
+                    hint = fix or "use a token whose scope covers it"
             raise PermissionDenied(
                 f"{self.principal.name!r} may not {action} on {resource!r}: {decision.reason}.",
-                hint=f"ask an owner to grant it: trivet auth grant {self.principal.name} "
+                hint=hint
+                or f"ask an owner to grant it: trivet auth grant {self.principal.name} "
                 f"{action} {resource}",
             )
         return decision

@@ -15,15 +15,22 @@ read them by name (DuckDB: ``read_parquet([...], union_by_name=true)``).
 
 Every commit runs in a retry loop: a conflicting concurrent commit (a delete, a
 compaction) makes this one re-read the table and try again.
+
+Maintenance (:mod:`trivet.featurestore.maintenance`) compacts, checkpoints and vacuums
+through :meth:`DeltaOfflineStore.compact`, :meth:`~DeltaOfflineStore.checkpoint` and
+:meth:`~DeltaOfflineStore.vacuum`. Opening an older version whose files a vacuum removed
+raises :class:`~trivet.featurestore.VersionVacuumed` instead of failing later in a reader.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from trivet.errors import BackendError, ValidationError
@@ -85,9 +92,10 @@ class DeltaOfflineStore:
 
         try:
             table = DeltaTable(self.table_uri(group), storage_options=self.storage_options)
-            if isinstance(version, int) and version > table.version():
+            latest = int(table.version())
+            if isinstance(version, int) and version > latest:
                 raise ValidationError(
-                    f"The offline table of {group.name!r} has versions 0 to {table.version()}; "
+                    f"The offline table of {group.name!r} has versions 0 to {latest}; "
                     f"there is no version {version} yet.",
                     hint="pass as_of=<one of those versions> or a point in time",
                 )
@@ -99,7 +107,33 @@ class DeltaOfflineStore:
             raise
         except Exception as exc:
             raise _backend(exc, f"open the table of {group.name!r}") from exc
+        if version is not None and int(table.version()) != latest:
+            self._check_not_vacuumed(group, table, latest)
         return table
+
+    def _check_not_vacuumed(self, group: FeatureGroup, table: DeltaTable, latest: int) -> None:
+        """Raise VersionVacuumed when a file of an older version ``table`` is gone.
+
+        Time travel reads an older version's files; a vacuum (maintenance, or a hard
+        delete) removes files no current version needs, so such a version would fail
+        deep inside the reader with a file-not-found error. One stat per file, for
+        time travel only.
+        """
+        from trivet.featurestore.errors import VersionVacuumed
+
+        try:
+            uris: list[str] = table.file_uris()
+        except Exception as exc:
+            raise _backend(exc, f"list the files of {group.name!r}") from exc
+        missing = _missing_files(uris)
+        if missing:
+            raise VersionVacuumed(
+                group.name,
+                version=int(table.version()),
+                missing=len(missing),
+                files=len(uris),
+                current=latest,
+            )
 
     def exists(self, group: FeatureGroup) -> bool:
         """Return whether the group's table exists."""
@@ -153,10 +187,13 @@ class DeltaOfflineStore:
         Args:
             group: the feature group.
             data: the user columns (record id, event time, features) with their
-                offline types, as validation produced them.
+                offline types, as validation produced them; it may also carry
+                per-row ``__write_time`` and ``__deleted`` columns (a flushed
+                micro-batch of single-record writes does), which are kept.
             batch_id: the batch's id (a sha256 hex digest).
-            write_time: the ``__write_time`` of every row.
-            deleted: write tombstones (``__deleted`` true; features should be null).
+            write_time: the ``__write_time`` of every row (unless ``data`` has its own).
+            deleted: write tombstones (``__deleted`` true; features should be null),
+                unless ``data`` has its own ``__deleted`` column.
         """
         import pyarrow as pa
         from deltalake import CommitProperties, Transaction, write_deltalake
@@ -164,16 +201,20 @@ class DeltaOfflineStore:
         self.ensure(group)
         n = data.num_rows
         ts = pa.timestamp("us", tz="UTC")
-        stamped = data.append_column(
-            pa.field("__write_time", ts), pa.array([write_time] * n, type=ts)
-        )
-        stamped = stamped.append_column(
-            pa.field("__deleted", pa.bool_()), pa.array([deleted] * n, type=pa.bool_())
-        )
+        stamped = data
+        if "__write_time" not in stamped.column_names:
+            stamped = stamped.append_column(
+                pa.field("__write_time", ts), pa.array([write_time] * n, type=ts)
+            )
+        if "__deleted" not in stamped.column_names:
+            stamped = stamped.append_column(
+                pa.field("__deleted", pa.bool_()), pa.array([deleted] * n, type=pa.bool_())
+            )
         stamped = stamped.append_column(
             pa.field("__batch", pa.string()), pa.array([batch_id] * n, type=pa.string())
         )
-        stamped = stamped.cast(group.arrow_schema())
+        schema = group.arrow_schema()
+        stamped = stamped.select(schema.names).cast(schema)
         app_id = _APP_PREFIX + batch_id
         commit = CommitProperties(
             app_transactions=[
@@ -273,6 +314,92 @@ class DeltaOfflineStore:
             raise _backend(exc, f"vacuum the table of {group.name!r}") from exc
         return removed
 
+    # -- maintenance -------------------------------------------------------------------
+    def table_files(self, group: FeatureGroup) -> tuple[int, int]:
+        """Return the current version's data files: how many, and their bytes in total."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        table = self._open(group)
+        if table is None:
+            return 0, 0
+        try:
+            actions = pa.table(table.get_add_actions(flatten=True))
+        except Exception as exc:
+            raise _backend(exc, f"list the files of {group.name!r}") from exc
+        size = pc.sum(actions["size_bytes"]).as_py() if actions.num_rows else 0
+        return actions.num_rows, int(size or 0)
+
+    def compact(self, group: FeatureGroup) -> tuple[int, int]:
+        """Rewrite the table's small files into large ones, in one commit (with retries).
+
+        Rows are copied as they are (``__write_time``, ``__batch`` and all), so readers
+        see the same rows; older versions stay readable until a vacuum removes the
+        replaced files.
+
+        Returns:
+            (files removed, files added).
+        """
+        from deltalake import CommitProperties
+
+        commit = CommitProperties(custom_metadata={"trivet.maintenance": "compact"})
+
+        def attempt() -> dict[str, Any]:
+            table = self._open(group)
+            if table is None:
+                return {}
+            metrics: dict[str, Any] = table.optimize.compact(commit_properties=commit)
+            return metrics
+
+        metrics = self._retry(attempt, f"compact the table of {group.name!r}")
+        return int(metrics.get("numFilesRemoved", 0)), int(metrics.get("numFilesAdded", 0))
+
+    def checkpoint(self, group: FeatureGroup) -> int | None:
+        """Write a checkpoint of the current version; return that version (None: no table).
+
+        A reader then loads the table from the checkpoint instead of replaying every
+        commit since the previous one.
+        """
+        table = self._open(group)
+        if table is None:
+            return None
+        try:
+            table.create_checkpoint()
+        except Exception as exc:
+            raise _backend(exc, f"checkpoint the table of {group.name!r}") from exc
+        return int(table.version())
+
+    def vacuum(self, group: FeatureGroup, *, retention_hours: int) -> tuple[list[str], int]:
+        """Delete the files no version younger than ``retention_hours`` needs.
+
+        A *full* vacuum: files the log marks as removed more than ``retention_hours``
+        ago, and files the log never mentions (a writer that died before committing)
+        last modified more than ``retention_hours`` ago. The retention is trivet's to
+        check (Delta's own 168-hour floor is not enforced here): a writer in flight may
+        have written files it has not committed yet, so callers must not pass a
+        retention shorter than any write may take (:meth:`FeatureStore.maintain`
+        refuses less than an hour). Versions older than the retention may no longer be
+        readable afterwards.
+
+        Returns:
+            The deleted files (relative to the table) and their bytes in total.
+        """
+        table = self._open(group)
+        if table is None:
+            return [], 0
+        options = {
+            "retention_hours": retention_hours,
+            "enforce_retention_duration": False,
+            "full": True,
+        }
+        try:
+            doomed: list[str] = table.vacuum(dry_run=True, **options)
+            sizes = _file_sizes(self.table_uri(group), doomed)
+            removed: list[str] = table.vacuum(dry_run=False, **options)
+        except Exception as exc:
+            raise _backend(exc, f"vacuum the table of {group.name!r}") from exc
+        return removed, sum(sizes.get(path, 0) for path in removed)
+
     def drop(self, group: FeatureGroup) -> None:
         """Delete the group's table and every file in it."""
         import pyarrow.fs as pafs
@@ -366,3 +493,47 @@ class DeltaOfflineStore:
             except Exception as exc:
                 raise _backend(exc, what) from exc
         raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _local_path(uri: str) -> str | None:
+    """Return a local file's path for ``uri`` (a path or ``file://``), else None."""
+    if uri.startswith("file://"):
+        return uri.removeprefix("file://")
+    return None if "://" in uri else uri
+
+
+def _missing_files(uris: Sequence[str]) -> list[str]:
+    """Return the ``uris`` that do not exist (object stores: best effort, [] if unknown)."""
+    import pyarrow.fs as pafs
+
+    local = [_local_path(u) for u in uris]
+    if all(p is not None for p in local):
+        return [u for u, p in zip(uris, local, strict=True) if not Path(p or "").exists()]
+    try:
+        fs, _ = pafs.FileSystem.from_uri(uris[0])
+        infos = fs.get_file_info([uri.split("://", 1)[1] for uri in uris])
+    except Exception:
+        return []
+    return [u for u, info in zip(uris, infos, strict=True) if info.type == pafs.FileType.NotFound]
+
+
+def _file_sizes(root: str, paths: Sequence[str]) -> dict[str, int]:
+    """Return the sizes of files under a table ``root`` (missing or unknown ones: absent)."""
+    import pyarrow.fs as pafs
+
+    sizes: dict[str, int] = {}
+    base = _local_path(root)
+    if base is not None:
+        for path in paths:
+            with contextlib.suppress(OSError):
+                sizes[path] = (Path(base) / path).stat().st_size
+        return sizes
+    try:
+        fs, prefix = pafs.FileSystem.from_uri(root)
+        infos = fs.get_file_info([f"{prefix}/{path}" for path in paths])
+    except Exception:
+        return sizes
+    for path, info in zip(paths, infos, strict=True):
+        if info.type == pafs.FileType.File and info.size is not None:
+            sizes[path] = int(info.size)
+    return sizes

@@ -48,6 +48,15 @@ _READ_ONE = (
 )
 
 
+_file_locks: dict[str, threading.Lock] = {}
+_file_locks_guard = threading.Lock()
+
+
+def _file_lock(path: str) -> threading.Lock:
+    with _file_locks_guard:
+        return _file_locks.setdefault(path, threading.Lock())
+
+
 class SqliteOnlineStore:
     """An :class:`~trivet.featurestore.online.OnlineStore` in one SQLite file.
 
@@ -100,6 +109,13 @@ class SqliteOnlineStore:
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
+        # threads of one process queue on a mutex: SQLite's busy handler would sleep
+        # a millisecond or more each time a write finds another one in progress
+        with _file_lock(self.path), self._write_txn() as conn:
+            yield conn
+
+    @contextmanager
+    def _write_txn(self) -> Iterator[sqlite3.Connection]:
         conn = self._conn()
         try:
             conn.execute("BEGIN IMMEDIATE")

@@ -1,4 +1,4 @@
-"""The local executor: a pool of daemon threads in the calling process."""
+"""The local executor: a pool of daemon threads in the calling process (the default)."""
 
 from __future__ import annotations
 
@@ -28,6 +28,9 @@ class LocalExecutor:
     Args:
         max_parallel: the most steps running at once (default: CPU count + 4, at most 32).
     """
+
+    in_process = True
+    """Attempts run on threads of this process."""
 
     def __init__(self, max_parallel: int | None = None) -> None:
         if max_parallel is None:

@@ -44,7 +44,7 @@ def _prediction_column(frame: pd.DataFrame) -> str:
     return name
 
 
-@step(cache_per_principal=True)  # its result stands for a stored report
+@step(cache_per_principal=True, writes=["reports/{report_name}"])  # it stores a report
 def bias_check(
     model: Any,
     data: pd.DataFrame,
@@ -73,7 +73,8 @@ def bias_check(
     ``checks`` on them, and stores the report (JSON and HTML, with lineage to the data)
     as ``<project>/reports/<report_name>`` through ``Clarify(session).report``. Needs
     ``clarify:run`` on ``<project>/reports`` (and ``artifact:write`` on the report's
-    folder): a principal who may not run clarify cannot run it through a pipeline.
+    folder, which the step declares it writes): a principal who may not run clarify
+    cannot run it through a pipeline.
 
     Args:
         model: a fitted classifier.

@@ -15,10 +15,10 @@ if TYPE_CHECKING:
 
     from trivet.platform.session import Session
 
-__all__ = ["ingest_features", "read_training_set"]
+__all__ = ["feature_groups_read", "ingest_features", "read_training_set"]
 
 
-@step(cache=False)
+@step(cache=False, writes=["feature_groups/{group}"])
 def ingest_features(
     data: pd.DataFrame,
     *,
@@ -29,7 +29,8 @@ def ingest_features(
     """Ingest a DataFrame into a feature group; return the ingest report as JSON.
 
     Through ``FeatureStore(session).ingest``: needs ``feature:write`` on
-    ``<project>/feature_groups/<group>``; the batch is validated whole, then written
+    ``<project>/feature_groups/<group>`` (which the step declares it writes, so the
+    run token covers it); the batch is validated whole, then written
     offline and online exactly once (a batch ingested before is skipped, and reported
     ``duplicate``). The step is not cached (``cache=False``): what it writes lives in
     the feature store, which the cache key cannot see, and the store's own batch id
@@ -77,7 +78,16 @@ def ingest_features(
     }
 
 
-@step(cache=False)
+def feature_groups_read(arguments: Mapping[str, Any]) -> list[str]:
+    """Return the feature groups a ``features=`` list names: what the step reads."""
+    features = arguments["features"]
+    if isinstance(features, str):
+        features = [features]
+    groups = {str(f).partition(":")[0] for f in features}
+    return [f"feature_groups/{g}" for g in sorted(groups)]
+
+
+@step(cache=False, reads=[feature_groups_read], writes=["datasets/{dataset_name}"])
 def read_training_set(
     entities: pd.DataFrame,
     *,
@@ -93,7 +103,8 @@ def read_training_set(
     """Return a point-in-time training set: each entity row joined to the features as
     they were at its time (``FeatureStore(session).build_dataset``; no leakage).
 
-    Needs ``feature:read_offline`` on every group named. The step is not cached
+    Needs ``feature:read_offline`` on every group named (the step declares it reads
+    them, and writes ``datasets/<dataset_name>`` when given). The step is not cached
     (``cache=False``): new data in the feature store changes the result without
     changing anything a cache key sees. Its output is still content-addressed, so when
     the training set comes out identical, the steps downstream hit the cache. Lineage:

@@ -84,7 +84,7 @@ def _gate(bias: Mapping[str, Any] | None) -> tuple[str, str | None]:
     return ("passed" if bias["passed"] else "failed"), report
 
 
-@step(cache_per_principal=True)  # its result stands for a registration
+@step(cache_per_principal=True, writes=["models/{name}"])  # it stands for a registration
 def register_model(
     model: Any,
     *,
@@ -99,9 +99,10 @@ def register_model(
     """Register ``model`` as a new version of model group ``name``, pending approval.
 
     Through ``session.registry.register``: needs ``model:register`` on
-    ``<project>/models/<name>``, so a principal who may not register cannot register
-    through a pipeline. The version records the run, the metrics, the fairness report
-    the model was gated on (``bias["report"]``) and the gate's outcome
+    ``<project>/models/<name>`` (which the step declares it writes, so the run token
+    covers it), so a principal who may not register cannot register through a
+    pipeline. The version records the run, the metrics, the fairness report the model
+    was gated on (``bias["report"]``) and the gate's outcome
     (``gate_status="passed"`` or ``"failed"``, from ``bias["passed"]``). It starts
     ``PendingManualApproval``; the registry never approves a version whose gate failed.
 
