@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
 
 import numpy as np
 import pytest
@@ -62,8 +63,6 @@ def test_an_expired_token_is_refused(live: Live) -> None:
     new = live.admin.identity.create_token("ann", expires_in=dt.timedelta(seconds=1))
     with live.client(new.secret) as http:
         assert http.get("/v1/whoami").status_code == 200
-        import time
-
         time.sleep(1.1)
         assert http.get("/v1/whoami").status_code == 401
 
@@ -177,8 +176,30 @@ def test_the_access_log_names_requests_without_secrets_or_record_ids(
     with live.client(token) as http:
         http.get("/v1/whoami", params={"token": token})
         http.get(f"/v1/projects/{project}/feature-groups/people/records/alice-1956")
-    lines = [r.getMessage() for r in caplog.records if r.name == "trivet.access"]
+    lines: list[str] = []
+    deadline = time.monotonic() + 5  # the line is written just after the response is sent
+    while len(lines) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+        lines = [r.getMessage() for r in caplog.records if r.name == "trivet.access"]
     assert any("GET /v1/whoami 200" in line for line in lines), lines
     assert any("/feature-groups/people/records/… 40" in line for line in lines), lines
     text = "\n".join(lines)
     assert token not in text and "alice-1956" not in text
+
+
+def test_the_session_pool_never_falls_back_to_the_os_user_admin(
+    live: Live, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from trivet.errors import NotAuthenticated
+    from trivet.platform.http import SessionPool
+    from trivet.server import _open
+
+    admin_token = live.admin.identity.create_token().secret
+    monkeypatch.setenv("TRIVET_TOKEN", admin_token)  # even with one in the environment
+    pool = SessionPool(live.admin.settings, _open)
+    for empty in ("", "   "):
+        with pytest.raises(NotAuthenticated):
+            pool.get(empty, None)
+    with live.client() as http:
+        r = http.get("/v1/whoami", headers={"Authorization": "Bearer"})
+    assert r.status_code == 401

@@ -121,6 +121,11 @@ class SessionPool:
             NotAuthenticated: the token is unknown, malformed, revoked or expired.
             ValidationError: no such project.
         """
+        if not token or not token.strip():
+            # never fall through to connect()'s fallbacks (TRIVET_TOKEN, the OS-user admin)
+            raise NotAuthenticated(
+                "No token was given.", hint="send the header 'Authorization: Bearer trv_…'"
+            )
         key = (hashlib.sha256(token.encode()).hexdigest(), project)
         with self._lock:
             cached = self._cache.get(key)
