@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -20,6 +22,7 @@ import trivet
 from tests.server.live import Live
 from trivet._serving import Serving, read_predictions
 from trivet.errors import PermissionDenied
+from trivet.platform import audit
 from trivet.platform.predictions import LoggedPrediction, PredictionLog, table_uri
 from trivet.platform.settings import Settings
 from trivet.server import create_app
@@ -418,3 +421,25 @@ def test_the_log_writes_in_batches_by_count_and_by_time(workspace: Settings) -> 
     by_time.close()  # writes what is left, at once
     assert _rows_written(workspace) == 5
     assert (by_count.written, by_time.written, by_time.dropped) == (3, 2, 0)
+
+
+def test_deleting_a_model_group_deletes_its_prediction_log(
+    workspace: Settings, admin: trivet.Session
+) -> None:
+    model = LogisticRegression().fit(np.array([[0.0], [1.0], [2.0], [3.0]]), [0, 0, 1, 1])
+    admin.registry.register("m", model)
+    log = PredictionLog(workspace.offline_url, flush_rows=1000, flush_seconds=3600)
+    log.add([_row(0, workspace), _row(1, workspace)])
+    log.close()
+    assert _rows_written(workspace) == 2
+    other = _row(2, workspace)
+    kept = PredictionLog(workspace.offline_url)
+    kept.add([dataclasses.replace(other, model="other")])
+    kept.close()
+    admin.registry.delete_group("m")
+    assert _rows_written(workspace) == 0  # the table is gone, not emptied
+    uri = table_uri(workspace.offline_url, "default", "m")
+    assert not Path(uri).exists()
+    assert Path(table_uri(workspace.offline_url, "default", "other")).exists()  # untouched
+    row = next(e for e in audit.entries(admin.catalog) if e.action == "model:delete_group")
+    assert row.detail["prediction_log_dropped"] is True

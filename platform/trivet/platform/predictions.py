@@ -54,6 +54,7 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from trivet.errors import BackendError, ValidationError
@@ -124,6 +125,26 @@ def table_uri(root: str, project: str, model: str) -> str:
     check_name(model, what="model group name")
     key = hashlib.sha256(f"{project}/models/{model}".encode()).hexdigest()[:32]
     return f"{root.rstrip('/')}/_predictions/{project}/{key}"
+
+
+def drop_log(root: str, project: str, model: str) -> bool:
+    """Delete the prediction log of ``<project>/models/<model>``; return whether one existed.
+
+    The registry calls this when a model group is deleted: the log holds the features of
+    everyone scored, which must not outlive the model (a group created later under the
+    same name starts with an empty log).
+    """
+    import pyarrow.fs as pafs
+
+    uri = table_uri(root, project, model)
+    try:
+        fs, path = pafs.FileSystem.from_uri(uri if "://" in uri else str(Path(uri).resolve()))
+        if fs.get_file_info(path).type == pafs.FileType.NotFound:
+            return False
+        fs.delete_dir(path)
+    except OSError as exc:
+        raise _backend(exc, f"delete the prediction log of {model!r}") from exc
+    return True
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -140,12 +140,20 @@ class ModelRegistry:
         """Delete a group with its versions, aliases, lineage and exact grants.
 
         Needs ``model:delete`` on ``<project>/models/<name>``. A group created later under
-        the same name starts with no grants, versions or lineage. Artifacts stay in the
+        the same name starts with no grants, versions, lineage or prediction log (the
+        server's log of its predictions is deleted with it). Artifacts stay in the
         artifact store.
         """
+        from trivet.platform.predictions import drop_log
+
         check_name(name, what="model group name")
         resource = self._group_resource(name)
         self._s.require("model:delete", resource)
+        with self._s.catalog.read() as conn:
+            self._group_row(conn, name)  # NotFound before anything is deleted
+        # first the prediction log (personal data must not outlive the group; a log lost
+        # to a failure below is the lesser harm)
+        log_dropped = drop_log(self._s.settings.offline_url, self._s.project, name)
         with self._s.catalog.write() as conn:
             row = self._group_row(conn, name, lock=True)
             numbers = (
@@ -172,6 +180,7 @@ class ModelRegistry:
                     "versions": len(numbers),
                     "grants_dropped": dropped,
                     "lineage_edges_dropped": edges,
+                    "prediction_log_dropped": log_dropped,
                 },
             )
 
