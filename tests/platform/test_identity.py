@@ -460,3 +460,30 @@ def test_projects_cannot_take_reserved_names(admin: trivet.Session) -> None:
     with pytest.raises(ValidationError, match="reserved"):  # '_' prefixes are kept free
         admin.identity.create_project("_mine")
     assert admin.identity.create_project("mine").runner == "mine-runner"
+
+
+def test_listing_refusal_honours_a_scope_with_rules(admin: trivet.Session) -> None:
+    from trivet.platform.permissions import TokenScope
+
+    admin.identity.create_user("dana")
+    admin.access.grant("dana", "data_scientist", "default/*")
+    dana = admin.identity.get("dana")
+    scope = TokenScope.of_rules(
+        {"default/models/m/*": {"model:describe"}, "default/feature_groups/*": {"feature:write"}}
+    )
+    with admin.catalog.write() as conn:
+        _, secret = identity.insert_token(
+            conn,
+            principal=dana,
+            kind="usr",
+            expires_in=dt.timedelta(hours=1),
+            scope=scope,
+            description="",
+            created_by=admin.principal.id,
+        )
+    narrow = trivet.connect(admin.settings.workspace, secret)
+    narrow.require_listing("model:describe", "models")  # a rule reaches into models
+    with pytest.raises(PermissionDenied):
+        # the scope holds model:describe and reaches feature groups, but its rule there
+        # is feature:write only: nothing of model:describe can be listed under them
+        narrow.require_listing("model:describe", "feature_groups")

@@ -166,8 +166,14 @@ class Session:
             return True
         if scope.actions is not None and action not in scope.actions:
             return False
-        return scope.patterns is None or any(
-            pattern_includes(p, subtree) or pattern_includes(subtree, p) for p in scope.patterns
+
+        def overlaps(p: str) -> bool:
+            return pattern_includes(p, subtree) or pattern_includes(subtree, p)
+
+        if scope.patterns is not None and not any(overlaps(p) for p in scope.patterns):
+            return False
+        return scope.rules is None or any(
+            action in actions and overlaps(p) for p, actions in scope.rules
         )
 
     def require(self, action: str, resource: str) -> Decision:
