@@ -76,6 +76,7 @@ import sqlalchemy as sa
 
 from trivet.errors import BackendError
 from trivet.featurestore._codec import from_us
+from trivet.featurestore._sqlite import ThreadConnections
 from trivet.featurestore.online._base import OnlineRow
 
 if TYPE_CHECKING:
@@ -88,7 +89,6 @@ __all__ = ["BufferedRow", "Pending", "RecordBuffer", "Writer", "flush_groups"]
 
 log = logging.getLogger("trivet.featurestore.buffer")
 
-_BUSY_TIMEOUT_S = 60.0
 _LOCK_WAIT_S = 600.0  # a flush holding the lock commits one micro-batch at a time
 _CLAIM_LIMIT = 50_000  # rows per micro-batch at most
 
@@ -156,13 +156,18 @@ class RecordBuffer:
         self.folder = folder
         self.path = folder / "records.db"
         self.lock_path = folder / "flush.lock"
-        self._local = threading.local()
-        self._conns: list[sqlite3.Connection] = []
-        self._guard = threading.Lock()
-        self._closed = False
+        self._db = ThreadConnections(
+            str(self.path),
+            what="The write buffer",
+            pragmas=[
+                "synchronous = FULL",  # a commit is fsynced before it returns
+                "secure_delete = ON",  # flushed rows leave no bytes behind
+            ],
+            failed=lambda exc: _failed(self, exc),
+        )
         try:
             folder.mkdir(parents=True, exist_ok=True)
-            conn = self._conn()
+            conn = self._db.get()
             for statement in _SCHEMA:
                 conn.execute(statement)
         except (sqlite3.Error, OSError) as exc:
@@ -174,49 +179,12 @@ class RecordBuffer:
     def __repr__(self) -> str:
         return f"RecordBuffer({str(self.path)!r})"
 
-    def _conn(self) -> sqlite3.Connection:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
-            if self._closed:
-                raise BackendError("The write buffer was closed.")
-            conn = sqlite3.connect(
-                self.path, timeout=_BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
-            )
-            conn.execute("PRAGMA journal_mode = WAL")
-            conn.execute("PRAGMA synchronous = FULL")  # a commit is fsynced before it returns
-            conn.execute("PRAGMA secure_delete = ON")  # flushed rows leave no bytes behind
-            self._local.conn = conn
-            with self._guard:
-                self._conns.append(conn)
-        return conn
-
-    @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        # threads of one process queue on a mutex: SQLite's busy handler would sleep
-        # a millisecond or more each time a write finds another one in progress
-        with _path_lock(self.path), self._write_txn() as conn:
-            yield conn
-
-    @contextmanager
-    def _write_txn(self) -> Iterator[sqlite3.Connection]:
-        conn = self._conn()
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield conn
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
-        except sqlite3.Error as exc:
-            raise _failed(self, exc) from exc
-
     # -- writers -------------------------------------------------------------------------
     def append(
         self, group_id: str, row: OnlineRow, *, action: str, write_id: str, writer: Writer
     ) -> None:
         """Commit one row durably (fsynced before this returns)."""
-        with self._write() as conn:
+        with self._db.write() as conn:
             conn.execute(
                 "INSERT INTO buffered (group_id, key, event_time, write_time, payload, action, "
                 "write_id, actor, actor_id, on_behalf_of, run_id) "
@@ -239,7 +207,7 @@ class RecordBuffer:
     def claim(self, group_id: str, *, up_to: int, limit: int = _CLAIM_LIMIT) -> str | None:
         """Give the group's unclaimed rows (``seq <= up_to``) a new batch id; None if none."""
         batch = hashlib.sha256(f"trivet-buffer\0{group_id}\0{uuid.uuid4()}".encode()).hexdigest()
-        with self._write() as conn:
+        with self._db.write() as conn:
             changed = conn.execute(
                 "UPDATE buffered SET batch = ? WHERE seq IN (SELECT seq FROM buffered "
                 "WHERE group_id = ? AND batch IS NULL AND seq <= ? ORDER BY seq LIMIT ?)",
@@ -249,12 +217,12 @@ class RecordBuffer:
 
     def finish(self, batch: str) -> None:
         """Forget a completed (or void) micro-batch's rows."""
-        with self._write() as conn:
+        with self._db.write() as conn:
             conn.execute("DELETE FROM buffered WHERE batch = ?", (batch,))
 
     def discard(self, group_id: str) -> int:
         """Forget every row of a group (it was deleted); return how many."""
-        with self._write() as conn:
+        with self._db.write() as conn:
             return int(
                 conn.execute("DELETE FROM buffered WHERE group_id = ?", (group_id,)).rowcount
             )
@@ -267,7 +235,7 @@ class RecordBuffer:
         Best effort: a reader in another process can hold the WAL open for a moment.
         """
         try:
-            self._conn().execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            self._db.get().execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
         except sqlite3.Error as exc:
             log.warning("could not truncate the write buffer's WAL: %s", exc)
 
@@ -280,7 +248,9 @@ class RecordBuffer:
             + "GROUP BY group_id"
         )
         try:
-            found = self._conn().execute(query, () if group_id is None else (group_id,)).fetchall()
+            found = (
+                self._db.get().execute(query, () if group_id is None else (group_id,)).fetchall()
+            )
         except sqlite3.Error as exc:
             raise _failed(self, exc) from exc
         return {g: Pending(rows=n, oldest_write_us=o, claimed=bool(c)) for g, n, o, c in found}
@@ -288,7 +258,7 @@ class RecordBuffer:
     def last_seq(self) -> int:
         """Return the greatest sequence number given so far (0: none)."""
         try:
-            row = self._conn().execute("SELECT MAX(seq) FROM buffered").fetchone()
+            row = self._db.get().execute("SELECT MAX(seq) FROM buffered").fetchone()
         except sqlite3.Error as exc:
             raise _failed(self, exc) from exc
         return int(row[0] or 0)
@@ -297,7 +267,7 @@ class RecordBuffer:
         """Return the group's claimed, incomplete micro-batches, oldest first."""
         try:
             found = (
-                self._conn()
+                self._db.get()
                 .execute(
                     "SELECT batch FROM buffered WHERE group_id = ? AND batch IS NOT NULL "
                     "GROUP BY batch ORDER BY MIN(seq)",
@@ -313,7 +283,7 @@ class RecordBuffer:
         """Return a micro-batch's rows in the order they were written."""
         try:
             found = (
-                self._conn()
+                self._db.get()
                 .execute(
                     "SELECT seq, key, event_time, write_time, payload, action, write_id, actor, "
                     "actor_id, on_behalf_of, run_id FROM buffered WHERE batch = ? ORDER BY seq",
@@ -365,21 +335,7 @@ class RecordBuffer:
 
     def close(self) -> None:
         """Close every thread's connection."""
-        self._closed = True
-        with self._guard:
-            conns, self._conns = self._conns, []
-        for conn in conns:
-            conn.close()
-        self._local = threading.local()
-
-
-_path_locks: dict[Path, threading.Lock] = {}
-_path_locks_guard = threading.Lock()
-
-
-def _path_lock(path: Path) -> threading.Lock:
-    with _path_locks_guard:
-        return _path_locks.setdefault(path, threading.Lock())
+        self._db.close()
 
 
 def _failed(buffer: RecordBuffer, exc: BaseException) -> BackendError:

@@ -9,17 +9,15 @@ newer-event-time rule holds atomically even with several processes writing.
 from __future__ import annotations
 
 import sqlite3
-import threading
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 
 from trivet.errors import BackendError, ValidationError
+from trivet.featurestore._sqlite import ThreadConnections
 from trivet.featurestore.online._base import OnlineRow
 
 __all__ = ["SqliteOnlineStore"]
 
-_BUSY_TIMEOUT_S = 60.0
 _CHUNK = 500  # keys per IN (...) query, under SQLite's bound-parameter limit
 
 _SCHEMA = """
@@ -48,15 +46,6 @@ _READ_ONE = (
 )
 
 
-_file_locks: dict[str, threading.Lock] = {}
-_file_locks_guard = threading.Lock()
-
-
-def _file_lock(path: str) -> threading.Lock:
-    with _file_locks_guard:
-        return _file_locks.setdefault(path, threading.Lock())
-
-
 class SqliteOnlineStore:
     """An :class:`~trivet.featurestore.online.OnlineStore` in one SQLite file.
 
@@ -66,13 +55,15 @@ class SqliteOnlineStore:
 
     def __init__(self, path: str | Path) -> None:
         self.path = str(path)
-        self._local = threading.local()
-        self._conns: list[sqlite3.Connection] = []
-        self._lock = threading.Lock()
-        self._closed = False
+        self._db = ThreadConnections(
+            self.path,
+            what="The online store",
+            pragmas=["synchronous = NORMAL"],
+            failed=lambda exc: BackendError(f"The online store {self.path!r} failed: {exc}."),
+        )
         try:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-            self._conn().execute(_SCHEMA)
+            self._db.get().execute(_SCHEMA)
         except (sqlite3.Error, OSError) as exc:
             raise BackendError(
                 f"The online store {self.path!r} cannot be opened: {exc}.",
@@ -92,48 +83,12 @@ class SqliteOnlineStore:
     def __repr__(self) -> str:
         return f"SqliteOnlineStore({self.path!r})"
 
-    def _conn(self) -> sqlite3.Connection:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
-            if self._closed:
-                raise BackendError("The online store was closed.")
-            conn = sqlite3.connect(
-                self.path, timeout=_BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
-            )
-            conn.execute("PRAGMA journal_mode = WAL")
-            conn.execute("PRAGMA synchronous = NORMAL")
-            self._local.conn = conn
-            with self._lock:
-                self._conns.append(conn)
-        return conn
-
-    @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        # threads of one process queue on a mutex: SQLite's busy handler would sleep
-        # a millisecond or more each time a write finds another one in progress
-        with _file_lock(self.path), self._write_txn() as conn:
-            yield conn
-
-    @contextmanager
-    def _write_txn(self) -> Iterator[sqlite3.Connection]:
-        conn = self._conn()
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield conn
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
-        except sqlite3.Error as exc:
-            raise BackendError(f"The online store {self.path!r} failed: {exc}.") from exc
-
     # -- the protocol ------------------------------------------------------------------
     def write(self, group_id: str, rows: Sequence[OnlineRow]) -> None:
         """Upsert rows; per key, the newer ``(event_time, write_time)`` wins (ties: the new)."""
         if not rows:
             return
-        with self._write() as conn:
+        with self._db.write() as conn:
             conn.executemany(
                 _UPSERT, [(group_id, r.key, r.event_time, r.write_time, r.payload) for r in rows]
             )
@@ -141,7 +96,7 @@ class SqliteOnlineStore:
     def read(self, group_id: str, keys: Sequence[str]) -> list[OnlineRow | None]:
         """Return the stored row of each key, in order (None where there is none)."""
         try:
-            conn = self._conn()
+            conn = self._db.get()
             if len(keys) == 1:
                 row = conn.execute(_READ_ONE, (group_id, keys[0])).fetchone()
                 return [None if row is None else OnlineRow(*row)]
@@ -164,7 +119,7 @@ class SqliteOnlineStore:
         """Remove the keys' rows entirely."""
         if not keys:
             return
-        with self._write() as conn:
+        with self._db.write() as conn:
             conn.executemany(
                 "DELETE FROM online_records WHERE group_id = ? AND key = ?",
                 [(group_id, k) for k in keys],
@@ -172,14 +127,9 @@ class SqliteOnlineStore:
 
     def drop(self, group_id: str) -> None:
         """Remove every row of a feature group."""
-        with self._write() as conn:
+        with self._db.write() as conn:
             conn.execute("DELETE FROM online_records WHERE group_id = ?", (group_id,))
 
     def close(self) -> None:
         """Close every thread's connection."""
-        self._closed = True
-        with self._lock:
-            conns, self._conns = self._conns, []
-        for conn in conns:
-            conn.close()
-        self._local = threading.local()
+        self._db.close()
