@@ -27,6 +27,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import KW_ONLY, dataclass
 from typing import Any, Literal
 
+from trivet.clarify.config import metric_key
 from trivet.clarify.results import BiasReport, MetricValue
 from trivet.errors import ValidationError
 
@@ -75,8 +76,7 @@ class Check:
     def __post_init__(self) -> None:
         if not isinstance(self.metric, str) or not self.metric:
             raise ValidationError(f"A check names a metric, not {self.metric!r}.")
-        key = self.metric.upper()
-        object.__setattr__(self, "metric", "DCA" if key == "DCACC" else key)
+        object.__setattr__(self, "metric", metric_key(self.metric))
         low = _number(self.low, f"The lower bound of the {self.metric} check")
         high = _number(self.high, f"The upper bound of the {self.metric} check")
         object.__setattr__(self, "low", low)

@@ -34,7 +34,21 @@ __all__ = [
     "Mode",
     "Prediction",
     "Stage",
+    "metric_key",
 ]
+
+_METRIC_ALIASES = {"DCACC": "DCA"}  # the Clarify docs' name for DCA
+
+
+def metric_key(name: str) -> str:
+    """Return a metric's canonical short name: upper case, ``DCAcc`` = ``DCA``.
+
+    >>> metric_key("dcacc"), metric_key("di")
+    ('DCA', 'DI')
+    """
+    key = name.upper()
+    return _METRIC_ALIASES.get(key, key)
+
 
 Mode = Literal["default", "clarify_compatible"]
 """``default`` fixes smclarify's conventions; ``clarify_compatible`` reproduces them."""

@@ -41,7 +41,7 @@ from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import KW_ONLY, dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from trivet.clarify.config import Bootstrap, Facet, Intersection, Label, Prediction
+from trivet.clarify.config import Bootstrap, Facet, Intersection, Label, Prediction, metric_key
 from trivet.errors import ValidationError, did_you_mean
 
 if TYPE_CHECKING:
@@ -144,8 +144,7 @@ def _bound(value: Any, what: str) -> float | None:
 def _metric_name(metric: Any) -> str:
     if not isinstance(metric, str) or not metric:
         raise ValidationError(f"A range names a metric, not {metric!r}.")
-    key = metric.upper()
-    return "DCA" if key == "DCACC" else key
+    return metric_key(metric)
 
 
 def _fmt(x: float | None) -> str:

@@ -16,6 +16,7 @@ from trivet.clarify.config import (
     Mode,
     Prediction,
     Stage,
+    metric_key,
 )
 from trivet.errors import ValidationError, did_you_mean
 
@@ -154,7 +155,7 @@ class BiasReport:
                     hint=f"groups: {', '.join(repr(n) for n in names)}",
                 )
             group = names[0]
-        key = "DCA" if metric.upper() == "DCACC" else metric.upper()
+        key = metric_key(metric)
         for v in self.values:
             if v.metric == key and v.group == group:
                 return v

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from trivet.clarify.config import Stage
+from trivet.clarify.config import Stage, metric_key
 from trivet.clarify.metrics._spec import MetricSpec
 from trivet.clarify.metrics.posttraining import SPECS as POSTTRAINING
 from trivet.clarify.metrics.pretraining import SPECS as PRETRAINING
@@ -18,7 +18,6 @@ from trivet.errors import ValidationError, did_you_mean
 __all__ = ["ALL", "POSTTRAINING", "PRETRAINING", "MetricSpec", "select"]
 
 ALL: dict[str, MetricSpec] = {spec.name: spec for spec in (*PRETRAINING, *POSTTRAINING)}
-_ALIASES = {"DCACC": "DCA"}
 
 
 def select(names: Iterable[str] | None, stages: tuple[Stage, ...]) -> tuple[MetricSpec, ...]:
@@ -33,8 +32,7 @@ def select(names: Iterable[str] | None, stages: tuple[Stage, ...]) -> tuple[Metr
         names = [names]
     chosen: list[MetricSpec] = []
     for raw in names:
-        key = str(raw).upper()
-        key = _ALIASES.get(key, key)
+        key = metric_key(str(raw))
         spec = ALL.get(key)
         if spec is None:
             raise ValidationError(
