@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
     from trivet.platform.session import Session
 
-__all__ = ["create_app", "running", "serve"]
+__all__ = ["create_app", "in_background", "running", "serve"]
 
 access_log = logging.getLogger("trivet.access")
 # record ids can be personal data: the access log shows that a record was read, not which
@@ -197,12 +197,28 @@ def running(
         ...     urllib.request.urlopen(url + "/healthz").status
         200
     """
+    with in_background(create_app(workspace, pipelines=pipelines), host=host, port=port) as url:
+        yield url
+
+
+@contextlib.contextmanager
+def in_background(app: FastAPI, *, host: str = "127.0.0.1", port: int = 0) -> Iterator[str]:
+    """Serve ``app`` under uvicorn in a daemon thread; yield its base URL once it accepts.
+
+    Leaving the block shuts it down gracefully (requests in flight finish, the app's
+    shutdown hooks run) and waits for that.
+
+    Raises:
+        BackendError: the server did not start (e.g. the port is taken), or did not stop
+            within 30 s.
+    """
     import threading
 
     import uvicorn
 
-    app = create_app(workspace, pipelines=pipelines)
-    config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False)
+    config = uvicorn.Config(
+        app, host=host, port=port, log_level="warning", access_log=False, lifespan="on"
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True, name="trivet-server")
     thread.start()
@@ -221,3 +237,8 @@ def running(
     finally:
         server.should_exit = True
         thread.join(timeout=30)
+        if thread.is_alive():
+            raise BackendError(
+                f"The server on {host}:{bound} did not stop within 30 s.",
+                hint="a request or a shutdown hook is stuck",
+            )

@@ -7,14 +7,12 @@ from collections.abc import Iterator
 import pytest
 
 import trivet
-from tests.server.live import Live, start
+from tests.server.live import Live, serving
 from trivet.platform.settings import Settings
 
 
 @pytest.fixture
 def live(workspace: Settings, admin: trivet.Session) -> Iterator[Live]:
     """A server on a fresh workspace; ``live.admin`` is the admin's SDK session."""
-    server, thread, url = start(workspace)
-    yield Live(url=url, admin=admin, server=server)
-    server.should_exit = True
-    thread.join(timeout=15)
+    with serving(workspace, admin) as live:
+        yield live

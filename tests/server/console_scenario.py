@@ -22,7 +22,7 @@ import pandas as pd
 from sklearn.linear_model import LogisticRegression
 
 import trivet
-from tests.server.live import Live, start
+from tests.server.live import Live, serving
 from trivet.pipelines import pipeline, step
 
 T0 = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
@@ -142,13 +142,10 @@ def running(folder: Path) -> Iterator[tuple[Live, Scenario]]:
     """A real server over a fresh workspace holding the scenario (for a module's tests)."""
     settings = trivet.init(folder / "ws")
     admin = trivet.connect(settings.workspace)
-    server, thread, url = start(settings)
-    live = Live(url=url, admin=admin, server=server)
     try:
-        yield live, build(live)
+        with serving(settings, admin) as live:
+            yield live, build(live)
     finally:
-        server.should_exit = True
-        thread.join(timeout=15)
         admin.close()
 
 

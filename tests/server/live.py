@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import threading
-import time
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
-import uvicorn
 
 import trivet
 from trivet.platform.settings import Settings
-from trivet.server import create_app
+from trivet.server import create_app, in_background
 
 
 @dataclass
@@ -21,7 +20,6 @@ class Live:
 
     url: str
     admin: trivet.Session
-    server: uvicorn.Server
     tokens: dict[str, str] = field(default_factory=dict)
 
     def user(self, name: str, *grants: tuple[str, str]) -> str:
@@ -39,17 +37,8 @@ class Live:
         return httpx.Client(base_url=self.url, headers=headers, timeout=30, **kwargs)
 
 
-def start(settings: Settings, **app_options: Any) -> tuple[uvicorn.Server, threading.Thread, str]:
-    """Start uvicorn on a free loopback port in a thread; return it once it accepts."""
-    app = create_app(settings, **app_options)
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True, name="uvicorn")
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.01)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    return server, thread, f"http://127.0.0.1:{port}"
+@contextlib.contextmanager
+def serving(settings: Settings, admin: trivet.Session, **app_options: Any) -> Iterator[Live]:
+    """A real server over ``settings`` on a free loopback port, stopped gracefully after."""
+    with in_background(create_app(settings, **app_options)) as url:
+        yield Live(url=url, admin=admin)

@@ -15,19 +15,16 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error, response_schema_conformance
 
 import trivet
-from tests.server.live import Live, start
+from tests.server.live import Live, serving
 
 
 @pytest.fixture(scope="module")
 def fuzzed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Live, str]]:
     settings_ = trivet.init(tmp_path_factory.mktemp("fuzz") / "ws")
     admin = trivet.connect(settings_.workspace)
-    server, thread, url = start(settings_)
-    live = Live(url=url, admin=admin, server=server)
-    token = live.user("fuzzer", ("owner", f"{admin.project}/*"), ("audit:read", "_audit"))
-    yield live, token
-    server.should_exit = True
-    thread.join(timeout=15)
+    with serving(settings_, admin) as live:
+        token = live.user("fuzzer", ("owner", f"{admin.project}/*"), ("audit:read", "_audit"))
+        yield live, token
 
 
 def test_no_input_makes_the_server_fail(fuzzed: tuple[Live, str]) -> None:

@@ -19,7 +19,7 @@ import pytest
 
 import trivet
 from tests.server import tiny_pipeline
-from tests.server.live import Live, start
+from tests.server.live import Live, serving
 from trivet.errors import NotFound, ValidationError
 from trivet.pipelines import ExecutionStatus, PipelineDefinitionError, Pipelines
 from trivet.pipelines.http import load_startable
@@ -40,11 +40,9 @@ def gate() -> Iterator[None]:
 @pytest.fixture
 def served(workspace: Settings, admin: trivet.Session, gate: None) -> Iterator[Live]:
     """A server that loaded the tiny pipeline at start-up."""
-    server, thread, url = start(workspace, pipelines=[TARGET])
-    yield Live(url=url, admin=admin, server=server)
-    tiny_pipeline.GATE.set()
-    server.should_exit = True
-    thread.join(timeout=15)
+    with serving(workspace, admin, pipelines=[TARGET]) as live:
+        yield live
+        tiny_pipeline.GATE.set()
 
 
 def _base(live: Live) -> str:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -14,7 +14,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-import uvicorn
 from sklearn.ensemble import GradientBoostingClassifier
 from sklearn.linear_model import LogisticRegression
 
@@ -25,7 +24,7 @@ from trivet.errors import PermissionDenied
 from trivet.platform import audit
 from trivet.platform.predictions import LoggedPrediction, PredictionLog, table_uri
 from trivet.platform.settings import Settings
-from trivet.server import create_app
+from trivet.server import create_app, in_background
 
 FEATURES = ["income", "debt", "age"]
 MODEL = "risk"
@@ -290,13 +289,11 @@ def test_bad_requests_are_422_naming_the_problem(live: Live) -> None:
 @dataclass
 class Stoppable:
     live: Live
-    thread: threading.Thread
+    server: contextlib.ExitStack
 
     def stop(self) -> None:
         """Shut the server down gracefully (as on SIGTERM) and wait until it is down."""
-        self.live.server.should_exit = True
-        self.thread.join(timeout=15)
-        assert not self.thread.is_alive()
+        self.server.close()  # in_background raises if the server did not stop
 
 
 @pytest.fixture
@@ -305,16 +302,9 @@ def slow_flushing(workspace: Settings, admin: trivet.Session) -> Iterator[Stoppa
     app = create_app(workspace, console=False)
     log = PredictionLog(workspace.offline_url, flush_rows=10_000, flush_seconds=3600)
     app.state.serving = Serving(workspace, log=log)
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.01)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    running = Stoppable(Live(url=f"http://127.0.0.1:{port}", admin=admin, server=server), thread)
+    stack = contextlib.ExitStack()
+    url = stack.enter_context(in_background(app))
+    running = Stoppable(Live(url=url, admin=admin), stack)
     yield running
     running.stop()
 
