@@ -33,6 +33,7 @@ from trivet.platform.http import (
     Limit,
     Page,
     ProjectSession,
+    cursor_number,
     error_body,
     paginate,
 )
@@ -524,7 +525,7 @@ def list_executions(
         if name not in startable:
             raise _unknown(session, name, startable)
         return Page[ExecutionSummaryOut](items=[], next_cursor=None)
-    start = int(cursor) if cursor is not None and cursor.isdigit() else 0
+    start = cursor_number(cursor)
     # rows up to the end of the page (bounded: a cursor past them gives an empty page)
     found = _pipelines(session).executions(name, limit=min(start + limit + 1, _MAX_ROWS))
     return Page[ExecutionSummaryOut](

@@ -56,6 +56,7 @@ __all__ = [
     "ProjectSession",
     "SessionPool",
     "WorkspaceSession",
+    "cursor_number",
     "error_body",
     "install_error_handlers",
     "paginate",
@@ -319,16 +320,25 @@ Cursor = Annotated[
 ]
 
 
+def cursor_number(cursor: str | None) -> int:
+    """Return the number a cursor this API handed out stands for (0: no cursor).
+
+    Raises:
+        ValidationError: not a cursor this API made.
+    """
+    if cursor is None:
+        return 0
+    if not cursor.isdigit():
+        raise ValidationError(
+            f"The cursor {cursor[:32]!r} is not one this API handed out.",
+            hint="pass the next_cursor of the previous page, or none for the first page",
+        )
+    return int(cursor)
+
+
 def paginate(items: Sequence[Any], limit: int, cursor: str | None, convert: Any) -> dict[str, Any]:
     """Cut one page out of ``items`` (converted with ``convert``) for a :class:`Page`."""
-    start = 0
-    if cursor is not None:
-        if not cursor.isdigit():
-            raise ValidationError(
-                f"The cursor {cursor[:32]!r} is not one this API handed out.",
-                hint="pass the next_cursor of the previous page, or none for the first page",
-            )
-        start = int(cursor)
+    start = cursor_number(cursor)
     chunk = items[start : start + limit]
     after = start + len(chunk)
     return {
@@ -506,18 +516,14 @@ def audit_log(
     from trivet.platform import audit
 
     session.require("audit:read", "_audit")
-    if cursor is not None and not cursor.isdigit():
-        raise ValidationError(
-            f"The cursor {cursor[:32]!r} is not one this API handed out.",
-            hint="pass the next_cursor of the previous page, or none for the first page",
-        )
+    before = cursor_number(cursor) if cursor is not None else None
     rows = audit.entries(
         session.catalog,
         limit=limit + 1,
         actor=actor,
         outcome=outcome,
         newest_first=True,
-        before_seq=int(cursor) if cursor is not None else None,
+        before_seq=before,
     )
     more = len(rows) > limit
     rows = rows[:limit]
