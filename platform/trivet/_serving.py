@@ -55,7 +55,6 @@ import hashlib
 import math
 import threading
 import uuid
-import warnings
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Annotated, Any, Literal, cast
@@ -84,7 +83,6 @@ MAX_INSTANCES = 1000
 MAX_EXPLAINED = 100
 """The most instances one request may have explained."""
 
-_TREE_MODULES = ("sklearn.tree.", "sklearn.ensemble._forest", "sklearn.ensemble._gb")
 _TREE_BACKGROUND = 100
 _KERNEL_CLUSTERS = 10
 _MAX_BASELINE = 10_000
@@ -215,14 +213,6 @@ class PredictResponse(BaseModel):
 
 
 # -- the loaded models -------------------------------------------------------------------------
-def _import_shap() -> Any:
-    # the same narrow filter as trivet.clarify: shap's optional accelerator may warn
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"numba(\.|$)")
-        import shap
-    return shap
-
-
 def _plain(value: Any) -> Any:
     """A numpy scalar as a Python one; a non-finite float as None (JSON has none)."""
     item = getattr(value, "item", None)
@@ -246,14 +236,16 @@ class _Explainer:
     ) -> None:
         import numpy as np
 
-        shap = _import_shap()
+        from trivet.clarify._explain import import_shap, is_tree_model
+
+        shap = import_shap()
         self.model = model
         self.features = features
         self.as_frame = as_frame
         self.classifier = hasattr(model, "predict_proba")
         self.lock = threading.Lock()
         self.method: Literal["tree", "kernel"]
-        tree = any((type(model).__module__ + ".").startswith(p) for p in _TREE_MODULES)
+        tree = is_tree_model(model)
         positive = ""
         if self.classifier:
             classes = [_plain(c) for c in getattr(model, "classes_", [])]

@@ -369,12 +369,14 @@ def _wants_frame(model: Any, frame: bool) -> bool:
     return frame and not hasattr(model, "fit")
 
 
-def _is_tree_model(model: Any) -> bool:
+def is_tree_model(model: Any) -> bool:
+    """Return whether shap's tree explainer applies to ``model`` (scikit-learn trees)."""
     module = type(model).__module__ + "."
     return any(module.startswith(prefix) for prefix in _TREE_MODULES)
 
 
-def _import_shap() -> Any:
+def import_shap() -> Any:
+    """Import shap (its optional accelerator's deprecation notices filtered)."""
     # shap (0.51) imports without warnings beside this numpy and pandas; the filter is
     # narrow and only guards against its optional-accelerator notices.
     with warnings.catch_warnings():
@@ -405,7 +407,7 @@ def _tree_shap(
     names: tuple[str, ...],
     frame: bool,
 ) -> tuple[FloatArray, float]:
-    shap = _import_shap()
+    shap = import_shap()
     import pandas as pd
 
     def shaped(a: FloatArray) -> Any:
@@ -431,7 +433,7 @@ def _sampled_shap(
     num_samples: int | None,
     seed: int,
 ) -> tuple[FloatArray, float]:
-    shap = _import_shap()
+    shap = import_shap()
     from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
     k = min(clusters, background.shape[0])
@@ -536,7 +538,7 @@ def explain(
         raise ValidationError(
             f"explainer must be 'auto', 'tree', 'kernel' or 'permutation', not {explainer!r}."
         )
-    is_tree = _is_tree_model(model)
+    is_tree = is_tree_model(model)
     if explainer == "tree" and not is_tree:
         raise ValidationError(
             f"The tree explainer does not apply to a {type(model).__name__}.",
