@@ -454,6 +454,7 @@ BUILTIN_GOLDEN = {
         "model:describe",
         "model:predict",
         "model:read",
+        "pipeline:approve",
         "pipeline:describe",
     ],
     "owner": [
@@ -476,6 +477,7 @@ BUILTIN_GOLDEN = {
         "model:predict",
         "model:read",
         "model:register",
+        "pipeline:approve",
         "pipeline:create",
         "pipeline:delete",
         "pipeline:describe",

@@ -23,7 +23,7 @@ from sklearn.linear_model import LogisticRegression
 
 import trivet
 from tests.server.live import Live, serving
-from trivet.pipelines import pipeline, step
+from trivet.pipelines import approval, pipeline, step
 
 T0 = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
 AGES = [20 + (i % 8) * 5 for i in range(40)]  # 20..55, five records each
@@ -55,6 +55,12 @@ def total(a: list[int], b: list[int]) -> int:
 def tiny(n: int = 5) -> None:
     xs = load(n)
     total(double(xs), square(xs))
+
+
+@pipeline
+def signed(n: int = 2) -> None:
+    xs = load(n)
+    approval("Double {n} numbers?", n=n, then=lambda: double(xs), timeout=120)
 
 
 @dataclass

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -502,3 +503,36 @@ def test_timing_chart_leaves_steps_that_did_not_run_without_a_bar() -> None:
     assert rects == [("bar st-succeeded", "170", "140"), ("bar st-succeeded cached", "310", "1.5")]
     assert "skipped" in svg
     assert "0 ms (cache hit)" in svg
+
+
+def test_a_waiting_approval_is_decided_on_the_execution_page(live: Live, sc: Scenario) -> None:
+    from tests.server.console_scenario import signed
+    from trivet.pipelines import Pipelines
+
+    started = Pipelines(live.admin).start(signed)
+    pipes = Pipelines(live.admin)
+    deadline = time.monotonic() + 30
+    while not pipes.approvals(started.id):
+        assert time.monotonic() < deadline, "the approval step never waited"
+        time.sleep(0.05)
+    url = f"/executions/{started.id}"
+    with sign_in(live, sc.tokens["dana"]) as dana, sign_in(live, sc.tokens["rita"]) as rita:
+        for_dana = dana.get(url).text
+        for_rita = rita.get(url).text
+        assert "Double 2 numbers?" in text_of(for_dana)
+        assert 'value="approve"' not in for_dana  # a data scientist may not sign off
+        assert 'value="approve"' in for_rita and 'name="comment"' in for_rita
+        decision = f"{url}/approvals/approval/decision"
+        forged = dana.post(decision, data={"csrf": csrf_in(for_dana), "decision": "approve"})
+        assert forged.status_code == 403 and "pipeline:approve" in html.unescape(forged.text)
+        r = rita.post(
+            decision, data={"csrf": csrf_in(for_rita), "decision": "approve", "comment": "ok"}
+        )
+        assert r.status_code == 303
+        assert r.headers["location"] == f"{url}?done=approved%3Aapproval"
+        assert "Step approval approved." in text_of(rita.get(r.headers["location"]).text)
+        done = started.wait(timeout=30)
+        assert done.succeeded, done.error
+        page = text_of(rita.get(url).text)
+    assert "Decision approved by rita at" in page
+    assert 'value="approve"' not in page  # decided: no form any more

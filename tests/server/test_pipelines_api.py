@@ -420,3 +420,47 @@ def test_the_server_does_not_start_with_a_pipeline_that_does_not_load(
 
     with pytest.raises(NotFound, match="no_such_module"):
         create_app(workspace, pipelines=["no_such_module:train"])
+
+
+# -- approvals -------------------------------------------------------------------------------
+@pytest.fixture
+def signing(workspace: Settings, admin: trivet.Session) -> Iterator[Live]:
+    """A server that loaded the ``signed`` pipeline (an approval step before ``total``)."""
+    with serving(workspace, admin, pipelines=["tests.server.tiny_pipeline:signed"]) as live:
+        yield live
+
+
+def test_an_approval_is_listed_decided_over_http_and_the_run_goes_on(signing: Live) -> None:
+    base, project = _base(signing), signing.admin.project
+    dana = signing.user("dana", ("data_scientist", f"{project}/*"))
+    rita = signing.user("rita", ("approver", f"{project}/*"))
+    with signing.client(dana) as http:
+        r = http.post(f"{base}/pipelines/signed/executions", json={"parameters": {"n": 4}})
+        assert r.status_code == 202, r.text
+        eid, href = r.json()["id"], r.json()["href"]
+        body = _poll(http, href, lambda b: _steps(b)["approval"]["status"] == "waiting")
+        assert body["status"] == "running" and _steps(body)["total"]["status"] == "pending"
+        listed = http.get(f"{base}/approvals").json()["items"]
+        assert [(a["execution"], a["step"], a["message"]) for a in listed] == [
+            (eid, "approval", "Add up the numbers to 4?")
+        ]
+        assert listed[0]["decision"] is None and listed[0]["expires_at"] is not None
+        url = f"{base}/executions/{eid}/approvals/approval"
+        refused = http.post(f"{url}/approve", json={"comment": "mine"})
+        assert refused.status_code == 403  # dana started it; she may not sign it off
+        assert "pipeline:approve" in refused.json()["error"]["message"]
+    with signing.client(rita) as http:
+        r = http.post(f"{url}/approve", json={"comment": "checked"})
+        assert r.status_code == 200, r.text
+        assert r.json()["decision"] == "approved" and r.json()["decided_by"] == "rita"
+        done = _poll(http, href, _ended)
+        assert done["status"] == "succeeded" and _steps(done)["total"]["status"] == "succeeded"
+        again = http.post(f"{url}/reject")
+        assert again.status_code == 409 and "already approved by rita" in again.text
+        missing = http.post(f"{base}/executions/{eid}/approvals/aproval/approve")
+        assert missing.status_code == 404 and "did you mean 'approval'" in missing.text
+        assert http.get(f"{base}/approvals").json()["items"] == []
+        decided = http.get(f"{base}/approvals", params={"decided": "true", "execution": eid[:8]})
+        [record] = decided.json()["items"]
+        assert (record["decision"], record["comment"]) == ("approved", "checked")
+    assert Pipelines(signing.admin).output(eid, "total") == 10

@@ -27,6 +27,12 @@ BODIES: dict[tuple[str, str], Any] = {
     ("PUT", "/v1/projects/{project}/feature-groups/{name}/records"): {"record": {"id": "42"}},
     ("POST", "/v1/projects/{project}/pipelines/{name}/executions"): {"parameters": {}},
     ("POST", "/v1/projects/{project}/models/{name}/predict"): {"instances": [{"x": 1.0}]},
+    ("POST", "/v1/projects/{project}/executions/{execution_id}/approvals/{step}/approve"): {
+        "comment": "ok"
+    },
+    ("POST", "/v1/projects/{project}/executions/{execution_id}/approvals/{step}/reject"): {
+        "comment": "no"
+    },
 }
 
 # Routes any authenticated principal may call.

@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from trivet.pipelines import Param, pipeline, step
+from trivet.pipelines import Param, approval, pipeline, step
 
 GATE = threading.Event()
 """Set by a test to let a waiting ``hold`` step finish."""
@@ -48,3 +48,10 @@ def tiny(
 ) -> None:
     """Add up the numbers 1 to n."""
     total(hold(numbers(n), wait), explode)
+
+
+@pipeline
+def signed(n: int = 3) -> None:
+    """Add up the numbers 1 to n once someone approves."""
+    xs = numbers(n)
+    approval("Add up the numbers to {n}?", n=n, then=lambda: total(xs, False), timeout=60)

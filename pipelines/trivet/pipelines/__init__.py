@@ -25,6 +25,7 @@ from trivet.pipelines.step import Step, StepOptions, Uses, step
 from trivet.platform.lazy import lazy_names
 
 if TYPE_CHECKING:
+    from trivet.pipelines._approval import Approval, approval
     from trivet.pipelines._background import StartedExecution
     from trivet.pipelines._expr import Compare, Expr, Get, Logic, Output, ParamRef
     from trivet.pipelines._pipelines import Pipelines
@@ -50,6 +51,7 @@ if TYPE_CHECKING:
     from trivet.pipelines.executors import DaskExecutor, Executor, LocalExecutor
 
 _LAZY = {
+    "Approval": "trivet.pipelines._approval",
     "CacheExplanation": "trivet.pipelines.cache",
     "CacheKey": "trivet.pipelines.cache",
     "Compare": "trivet.pipelines._expr",
@@ -78,6 +80,7 @@ _LAZY = {
     "StepTimeout": "trivet.pipelines.errors",
     "WorkerCodeMismatch": "trivet.pipelines.errors",
     "WorkerLost": "trivet.pipelines.errors",
+    "approval": "trivet.pipelines._approval",
     "fail": "trivet.pipelines.dag",
     "load_pipeline": "trivet.pipelines._source",
     "pipeline": "trivet.pipelines.dag",
@@ -85,6 +88,7 @@ _LAZY = {
 }
 
 __all__ = [
+    "Approval",
     "CacheExplanation",
     "CacheKey",
     "Compare",
@@ -116,6 +120,7 @@ __all__ = [
     "Uses",
     "WorkerCodeMismatch",
     "WorkerLost",
+    "approval",
     "fail",
     "load_pipeline",
     "pipeline",

@@ -46,6 +46,14 @@ class _Handler(logging.Handler):
                 buffer.write(self.format(record) + "\n")
             except Exception:  # a broken log record must not fail the step
                 self.handleError(record)
+        elif (
+            record.levelno >= logging.WARNING
+            and logging.lastResort is not None
+            and all(h is self for h in logging.getLogger().handlers)
+        ):
+            # Outside a step, do what Python does when logging is not configured (this
+            # handler being the only one): warnings go to stderr.
+            logging.lastResort.handle(record)
 
 
 _handler = _Handler()

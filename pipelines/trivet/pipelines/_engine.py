@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import heapq
+import logging
 import queue
 import threading
 import time
@@ -26,9 +27,10 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from trivet.errors import IntegrityError, TrivetError
+from trivet.pipelines._approval import Approval, render, request_row, to_approval
 from trivet.pipelines._capture import capturing
 from trivet.pipelines._expr import Expr, Get, Output, ParamRef, evaluate, exprs_in
-from trivet.pipelines._outputs import Stored, load_output
+from trivet.pipelines._outputs import Stored, load_output, store_output
 from trivet.pipelines._records import (
     HEARTBEAT,
     LOG_LIMIT,
@@ -63,6 +65,7 @@ from trivet.platform.catalog._catalog import as_utc
 from trivet.platform.catalog.schema import (
     artifact_entries,
     artifacts,
+    pipeline_approvals,
     pipeline_cache,
     pipeline_executions,
     pipeline_step_runs,
@@ -78,10 +81,14 @@ if TYPE_CHECKING:
     from trivet.pipelines.executors import Executor
     from trivet.platform.session import Session
 
-__all__ = ["FLUSH_INTERVAL", "Engine", "RunPlan"]
+__all__ = ["APPROVAL_POLL", "FLUSH_INTERVAL", "Engine", "RunPlan"]
 
 FLUSH_INTERVAL = 0.2
 """Seconds a record may wait in the buffer before it is written."""
+APPROVAL_POLL = 0.5
+"""Seconds between looks at the catalog while an approval step waits for a decision."""
+_APPROVAL_CODE = CodeFingerprint(code="trivet.pipelines:approval/1", deps={}, packages={})
+log = logging.getLogger("trivet.pipelines")
 _UNSET: Any = object()
 _TERMINAL = frozenset(
     {
@@ -181,6 +188,10 @@ class Engine:
         self.index, self.sizes, self.folders = self._load_cache_index()
         self.ended_at: dt.datetime | None = None
         self.error: str | None = None
+        # approval steps waiting for a decision: name → when to stop waiting (monotonic)
+        self.approvals: dict[str, float] = {}
+        self.requests: list[dict[str, Any]] = []  # their rows, until flushed
+        self.next_poll = 0.0
 
     # -- selection --------------------------------------------------------------------------
     def _selection(self) -> dict[str, str]:
@@ -305,12 +316,12 @@ class Engine:
             return {"dict": {str(k): self._key_form(v) for k, v in value.items()}}
         return canonical(value)
 
-    def _key(self, node: Node) -> tuple[CacheKey | None, str | None]:
-        assert node.step is not None
-        fn = node.step.fn
-        code = self.fingerprints.get(id(fn))
-        if code is None:
-            code = self.fingerprints[id(fn)] = fingerprint(fn)
+    def _key_parts(self, node: Node) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Split a node's arguments into parameters and inputs, in their key forms.
+
+        Raises:
+            Unhashable: an argument has no canonical form.
+        """
         params: dict[str, Any] = {}
         inputs: dict[str, Any] = {}
         for arg, value in node.args.items():
@@ -318,11 +329,20 @@ class Engine:
             try:
                 form = self._key_form(value)
             except Unhashable as exc:
-                return None, (
-                    f"forced: the argument {arg!r} (a {exc.what}) has no canonical form, so "
-                    "no cache key"
-                )
+                raise Unhashable(f"the argument {arg!r} (a {exc.what})") from None
             (inputs if reads_output else params)[arg] = form
+        return params, inputs
+
+    def _key(self, node: Node) -> tuple[CacheKey | None, str | None]:
+        assert node.step is not None
+        fn = node.step.fn
+        code = self.fingerprints.get(id(fn))
+        if code is None:
+            code = self.fingerprints[id(fn)] = fingerprint(fn)
+        try:
+            params, inputs = self._key_parts(node)
+        except Unhashable as exc:
+            return None, f"forced: {exc.what} has no canonical form, so no cache key"
         if node.step.options.cache_per_principal:
             # a side effect's result stands for a permission: never reuse another's
             params["__principal__"] = self.s.principal.id
@@ -461,6 +481,9 @@ class Engine:
                 st.started = now_utc()
                 self._finish(name, StepStatus.FAILED, error=message, note="fail step reached")
                 return
+            if node.kind == "approval":
+                self._ask(node)
+                return
             key, forced = self._key(node)
         except TrivetError as exc:
             self._finish(name, StepStatus.FAILED, error=f"{type(exc).__name__}: {exc}")
@@ -578,6 +601,135 @@ class Engine:
             if self.state[name].status is StepStatus.RUNNING:
                 self._submit(name)
 
+    # -- approvals -------------------------------------------------------------------------------
+    def _approval_key(self, node: Node) -> CacheKey | None:
+        """Return the key a retry finds an approval's decision by (never in the cache)."""
+        assert node.approval is not None
+        try:
+            params, inputs = self._key_parts(node)
+        except Unhashable:
+            return None
+        params["__message__"] = node.message
+        params["__on_reject__"] = node.approval.on_reject
+        return make_key(
+            function="trivet.pipelines:approval", code=_APPROVAL_CODE, params=params, inputs=inputs
+        )
+
+    def _ask(self, node: Node) -> None:
+        """Reach an approval step: reuse the retried execution's decision, or ask for one."""
+        assert node.approval is not None
+        name = node.name
+        st = self.state[name]
+        st.started = now_utc()
+        st.key = key = self._approval_key(node)
+        reused = self.plan.reuse.get(key.digest) if key is not None else None
+        if reused is not None and (reused.digest is None or self._usable(reused.digest) is None):
+            st.stored, st.hit = reused, True
+            st.note = "hit: the decision of the execution being retried"
+            if reused.digest is not None:
+                self.links.append((reused.digest, name))
+                self._lineage(name, reused, produced=False)
+            self._finish(name, StepStatus.SUCCEEDED)
+            return
+        if self.mode[name] == "cache_only":
+            self._finish(
+                name,
+                StepStatus.FAILED,
+                error=f"the approval step {name!r} is decided by a person, so {self.plan.only!r} "
+                "cannot run alone on it",
+            )
+            return
+        values = {k: evaluate(v, self._resolve) for k, v in node.args.items()}
+        row = request_row(
+            execution_id=self.eid,
+            project=self.project,
+            pipeline=self.dag.pipeline,
+            step=name,
+            message=render(node.message, values),
+            spec=node.approval,
+        )
+        self.requests.append(row)
+        st.status = StepStatus.WAITING
+        st.note = "waiting for a decision"
+        self.dirty.add(name)
+        self.approvals[name] = time.monotonic() + node.approval.timeout
+        self.next_poll = time.monotonic() + APPROVAL_POLL
+        self.flush()  # approvers see the request and the step waiting at once, together
+        log.warning(
+            "execution %s waits for a decision on its approval step %r: %s — decide with "
+            "`trivet pipelines approve %s %s` (or `reject`)",
+            self.eid,
+            name,
+            row["message"],
+            self.eid,
+            name,
+        )
+
+    def _poll_approvals(self) -> None:
+        """Take the decisions given since the last look; fail approvals past their timeout."""
+        if not self.approvals or time.monotonic() < self.next_poll:
+            return
+        self.next_poll = time.monotonic() + APPROVAL_POLL
+        t = pipeline_approvals
+        with self.catalog.read() as conn:
+            rows = conn.execute(
+                sa.select(t).where(
+                    t.c.execution_id == self.eid,
+                    t.c.step.in_(sorted(self.approvals)),
+                    t.c.decision.is_not(None),
+                )
+            ).all()
+        for row in rows:
+            self._decided(to_approval(row))
+        now = time.monotonic()
+        expired = sorted(n for n, end in self.approvals.items() if end <= now)
+        if not expired:
+            return
+        with self.catalog.write() as conn:
+            for name in expired:
+                changed = conn.execute(
+                    sa.update(t)
+                    .where(t.c.execution_id == self.eid, t.c.step == name, t.c.decision.is_(None))
+                    .values(decision="expired", decided_at=now_utc())
+                ).rowcount
+                if changed:
+                    del self.approvals[name]
+                    timeout = self.dag.nodes[name].approval.timeout  # type: ignore[union-attr]
+                    self._finish(
+                        name,
+                        StepStatus.FAILED,
+                        error=f"no decision within the approval step's timeout of {timeout:g} s",
+                    )
+                else:  # decided just now: take it at the next look
+                    self.next_poll = 0.0
+
+    def _decided(self, decision: Approval) -> None:
+        name = decision.step
+        if self.approvals.pop(name, _UNSET) is _UNSET:
+            return
+        spec = self.dag.nodes[name].approval
+        assert spec is not None
+        st = self.state[name]
+        who = decision.decided_by or "nobody"
+        st.note = f"{decision.decision} by {who}"
+        if decision.decision != "approved" and spec.on_reject == "fail":
+            self._finish(
+                name,
+                StepStatus.FAILED,
+                error=f"{decision.decision} by {who}"
+                + (f": {decision.comment}" if decision.comment else ""),
+            )
+            return
+        try:
+            st.value, st.stored = store_output(
+                self.s, decision.output(), folder=self.folder, step=name
+            )
+        except TrivetError as exc:
+            self._finish(name, StepStatus.FAILED, error=f"{type(exc).__name__}: {exc}")
+            return
+        self._lineage(name, st.stored, produced=True)
+        self._finish(name, StepStatus.SUCCEEDED)
+
     # -- records ------------------------------------------------------------------------------
     def _cache_row(self, name: str, key: CacheKey, stored: Stored) -> dict[str, Any]:
         node = self.dag.nodes[name]
@@ -671,6 +823,8 @@ class Engine:
                         pipeline_cache.c.key.in_(sorted(self.bad_keys)),
                     )
                 )
+            if self.requests:
+                conn.execute(sa.insert(pipeline_approvals), self.requests)
             for digest, name in self.links:
                 insert_entry(self.s, conn, folder=self.folder, digest=digest, label=name)
             for src, dst, relation in self.edges:
@@ -699,6 +853,7 @@ class Engine:
                     detail={"execution": self.eid, "status": status.value},
                 )
         self.dirty.clear()
+        self.requests.clear()
         self.cache_rows.clear()
         self.bad_keys.clear()
         self.links.clear()
@@ -717,6 +872,8 @@ class Engine:
         times += [st.deadline for st in self.state.values() if st.deadline is not None]
         if self.retries:
             times.append(self.retries[0][0])
+        if self.approvals:
+            times.append(self.next_poll)
         return max(0.0, min(times) - now)
 
     def run(self) -> ExecutionStatus:
@@ -729,7 +886,7 @@ class Engine:
                         self._settle(name)
                 while self.open > 0:
                     running = any(st.status is StepStatus.RUNNING for st in self.state.values())
-                    if not running and not self.retries:
+                    if not running and not self.retries and not self.approvals:
                         raise RuntimeError("the engine has nothing to wait for")  # a bug
                     try:
                         item: tuple[str, int, Future[Any]] | None = self.done.get(
@@ -745,6 +902,7 @@ class Engine:
                             item = None
                     self._expire()
                     self._due_retries()
+                    self._poll_approvals()
                     if time.monotonic() - self.last_flush >= FLUSH_INTERVAL and (
                         self._pending_records()
                         or time.monotonic() - self.last_flush >= HEARTBEAT.total_seconds()

@@ -78,6 +78,8 @@ def render(
                 line += f"  [when {_guard(s['when'])}]"
             if s["kind"] == "fail":
                 line += f"  [fail: {s['message']}]"
+            if s["kind"] == "approval":
+                line += f"  [approval: {s['message']}]"
             if s["name"] in statuses:
                 line += f"  ({statuses[s['name']]})"
             lines.append(line.rstrip())
@@ -88,7 +90,9 @@ def render(
         for s in steps:
             label = s["name"] + (f" ({statuses[s['name']]})" if s["name"] in statuses else "")
             label = label.replace('"', "'")
-            shape = f'{{{{"{label}"}}}}' if s["kind"] == "fail" else f'["{label}"]'
+            shape = {"fail": f'{{{{"{label}"}}}}', "approval": f'{{"{label}"}}'}.get(
+                s["kind"], f'["{label}"]'
+            )
             lines.append(f"    {ids[s['name']]}{shape}")
         for s in steps:
             for dep in s["depends_on"]:
@@ -125,6 +129,7 @@ _COLOURS: Mapping[str, tuple[str, str, str]] = {
     "upstream_failed": ("#fff3e0", "#ef6c00", "#e65100"),
     "skipped": ("#f5f5f5", "#bdbdbd", "#757575"),
     "interrupted": ("#fff8e1", "#f9a825", "#8d6e00"),
+    "waiting": ("#f3e5f5", "#8e24aa", "#4a148c"),
 }
 _PLAIN = ("#fafafa", "#607d8b", "#263238")
 
@@ -202,7 +207,7 @@ def svg(
 ) -> str:
     """Return the DAG of ``definition`` as a self-contained SVG document fragment.
 
-    Each step is a ``<g class="node step|fail status-<status>">`` with a ``<title>``
+    Each step is a ``<g class="node step|fail|approval status-<status>">`` with a ``<title>``
     (its tooltip), a box and its name; each dependency an ``<path class="edge">``
     (``conditional`` when the step runs under a ``when``). No script, no CSS, no
     external reference; every name and message is escaped.
@@ -283,7 +288,7 @@ def svg(
         extra = details.get(n, {})
         kind = _kind(status, extra)
         fill, stroke, ink = _COLOURS.get(kind, _PLAIN)
-        classes = ["node", "fail" if s["kind"] == "fail" else "step"]
+        classes = ["node", s["kind"] if s["kind"] in ("fail", "approval") else "step"]
         if status is not None:
             classes.append(f"status-{status}")
         if extra.get("cache_hit"):
@@ -293,6 +298,8 @@ def svg(
             tip.append(str(s["function"]))
         if s["kind"] == "fail":
             tip.append(f"fails with: {s.get('message', '')}")
+        if s["kind"] == "approval":
+            tip.append(f"asks: {s.get('message', '')}")
         if s["when"]:
             tip.append(f"when {_guard(s['when'])}")
         if status is not None:
@@ -302,7 +309,9 @@ def svg(
             if value:
                 text = str(value)
                 tip.append(f"{key}: {text[:300] + '…' if len(text) > 300 else text}")
-        dash = ' stroke-dasharray="4 3"' if s["kind"] == "fail" else ""
+        dash = {"fail": ' stroke-dasharray="4 3"', "approval": ' stroke-dasharray="1 2"'}.get(
+            s["kind"], ""
+        )
         out.append(
             f'<g class="{" ".join(classes)}" data-step="{_esc(n)}">'
             f"<title>{_esc(chr(10).join(tip))}</title>"

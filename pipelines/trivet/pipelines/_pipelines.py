@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import sqlalchemy as sa
 
 from trivet.errors import Conflict, NotFound, PermissionDenied, ValidationError, did_you_mean
+from trivet.pipelines._approval import Approval, decide, list_approvals
 from trivet.pipelines._background import Launch, StartedExecution
 from trivet.pipelines._engine import Engine, RunPlan
 from trivet.pipelines._outputs import Stored, load_output
@@ -344,7 +345,10 @@ class Pipelines:
             uses=uses,
             ceiling=self._s.token.scope if self._s.token is not None else None,
         )
-        lifetime = RUN_TOKEN_LIFETIME
+        # an execution may wait for decisions: its token lives through their timeouts
+        lifetime = RUN_TOKEN_LIFETIME + dt.timedelta(
+            seconds=sum(n.approval.timeout for n in dag.nodes.values() if n.approval is not None)
+        )
         if self._s.token is not None:  # never outlive the invoker's token
             lifetime = min(lifetime, self._s.token.expires_at - now_utc())
         host, pid, mark = runner_identity()
@@ -640,6 +644,62 @@ class Pipelines:
             closest_key=best[1].key if best else None,
             closest_execution=best[1].execution_id if best else None,
             differences=tuple(best[2]) if best else (),
+        )
+
+    # -- approvals -------------------------------------------------------------------------------
+    def approvals(
+        self, execution_id: str | None = None, *, waiting: bool = True, limit: int = 100
+    ) -> builtins.list[Approval]:
+        """Return approval steps, newest first: by default those waiting for a decision.
+
+        Args:
+            execution_id: one execution's (or a unique prefix of its id); None for the
+                project's, of the pipelines you may describe.
+            waiting: only those waiting for a decision (False: decided ones too).
+            limit: the most to return.
+        """
+        reap(self._s.catalog)
+        eid = None
+        if execution_id is not None:
+            eid = self.get_execution(execution_id).id
+        return list_approvals(self._s, execution_id=eid, waiting=waiting, limit=limit)
+
+    def approve(self, execution_id: str, step: str, /, *, comment: str = "") -> Approval:
+        """Approve a waiting approval step; the execution goes on (needs ``pipeline:approve``).
+
+        Args:
+            execution_id: the execution (or a unique prefix of its id).
+            step: the approval step's name.
+            comment: why, for the record (the step's output carries it).
+
+        Raises:
+            PermissionDenied: no ``pipeline:approve`` on the pipeline.
+            NotFound: no such execution, or it has no approval step of that name.
+            Conflict: the step is not waiting (already decided, timed out, not reached,
+                or the execution is no longer running).
+        """
+        return self._decide(execution_id, step, approve=True, comment=comment)
+
+    def reject(self, execution_id: str, step: str, /, *, comment: str = "") -> Approval:
+        """Reject a waiting approval step (needs ``pipeline:approve``).
+
+        The step fails, and the execution with it, unless the approval has an
+        ``otherwise`` branch, which then runs. Arguments and errors are
+        :meth:`approve`'s.
+        """
+        return self._decide(execution_id, step, approve=False, comment=comment)
+
+    def _decide(self, execution_id: str, step: str, *, approve: bool, comment: str) -> Approval:
+        reap(self._s.catalog)
+        with self._s.catalog.read() as conn:
+            row = self._resolve_id(conn, execution_id)
+        return decide(
+            self._s,
+            execution_id=row.id,
+            pipeline=row.pipeline_name,
+            step=step,
+            approve=approve,
+            comment=comment,
         )
 
     # -- pipelines -------------------------------------------------------------------------------

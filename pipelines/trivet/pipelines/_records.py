@@ -74,6 +74,8 @@ class StepStatus(enum.StrEnum):
     """A condition sent the execution the other way, or the step was not selected."""
     UPSTREAM_FAILED = "upstream_failed"
     INTERRUPTED = "interrupted"
+    WAITING = "waiting"
+    """An approval step waits for a person's decision."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -252,7 +254,7 @@ def reap(catalog: Catalog) -> list[str]:
             .where(
                 pipeline_step_runs.c.execution_id.in_(dead),
                 pipeline_step_runs.c.status.in_(
-                    [StepStatus.PENDING.value, StepStatus.RUNNING.value]
+                    [StepStatus.PENDING.value, StepStatus.RUNNING.value, StepStatus.WAITING.value]
                 ),
             )
             .values(status=StepStatus.INTERRUPTED.value)

@@ -269,3 +269,69 @@ def why(
         emit_json(explanation)
     else:
         typer.echo(str(explanation))
+
+
+@app.command("approvals")
+def approvals(
+    ctx: typer.Context,
+    execution_id: Annotated[
+        str | None, typer.Argument(help="Only this execution's (or an id prefix).")
+    ] = None,
+    decided: Annotated[
+        bool, typer.Option("--all", help="Decided ones too, not only those waiting.")
+    ] = False,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """List approval steps waiting for a decision (decide with approve or reject)."""
+    found = _pipelines(ctx).approvals(execution_id, waiting=not decided)
+    if as_json:
+        emit_json(found)
+        return
+    table(
+        (
+            (
+                a.execution_id,
+                a.pipeline,
+                a.step,
+                a.decision or "waiting",
+                a.decided_by or "",
+                a.message[:80],
+            )
+            for a in found
+        ),
+        ["execution", "pipeline", "step", "decision", "by", "message"],
+    )
+
+
+def _decide(ctx: typer.Context, execution_id: str, step: str, comment: str, approve: bool) -> None:
+    pipes = _pipelines(ctx)
+    decide = pipes.approve if approve else pipes.reject
+    decision = decide(execution_id, step, comment=comment)
+    note(f"step {decision.step} of execution {decision.execution_id}: {decision.decision}")
+
+
+EXECUTION_ARGUMENT = typer.Argument(help="The execution (or an id prefix).")
+APPROVAL_STEP = typer.Argument(metavar="STEP", help="The approval step.")
+COMMENT_OPTION = typer.Option("--comment", "-m", help="Why, for the record.")
+
+
+@app.command("approve")
+def approve(
+    ctx: typer.Context,
+    execution_id: Annotated[str, EXECUTION_ARGUMENT],
+    step_name: Annotated[str, APPROVAL_STEP],
+    comment: Annotated[str, COMMENT_OPTION] = "",
+) -> None:
+    """Approve a waiting approval step: the steps behind it run (needs pipeline:approve)."""
+    _decide(ctx, execution_id, step_name, comment, approve=True)
+
+
+@app.command("reject")
+def reject(
+    ctx: typer.Context,
+    execution_id: Annotated[str, EXECUTION_ARGUMENT],
+    step_name: Annotated[str, APPROVAL_STEP],
+    comment: Annotated[str, COMMENT_OPTION] = "",
+) -> None:
+    """Reject a waiting approval step: it fails (or takes its otherwise branch)."""
+    _decide(ctx, execution_id, step_name, comment, approve=False)

@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFINITION_FORMAT",
+    "ApprovalSpec",
     "Dag",
     "Node",
     "Param",
@@ -48,6 +49,7 @@ __all__ = [
     "current_trace",
     "fail",
     "pipeline",
+    "require_trace",
     "when",
 ]
 
@@ -187,11 +189,26 @@ def _param_kind(name: str, annotation: Any) -> tuple[str, bool]:
 
 
 @dataclass(frozen=True, kw_only=True)
+class ApprovalSpec:
+    """How an approval step waits: for how long, and what a rejection does."""
+
+    timeout: float
+    """Seconds to wait for a decision."""
+    on_reject: Literal["fail", "branch"] = "fail"
+    """``fail``: a rejection fails the step; ``branch``: the step succeeds with
+    ``approved`` false (the ``otherwise`` branch runs)."""
+
+    def to_json(self) -> dict[str, Any]:
+        """Return the options as they appear in an exported definition."""
+        return {"timeout": self.timeout, "on_reject": self.on_reject}
+
+
+@dataclass(frozen=True, kw_only=True)
 class Node:
-    """One node of a pipeline's DAG: a step call, or a fail step."""
+    """One node of a pipeline's DAG: a step call, a fail step or an approval step."""
 
     name: str
-    kind: Literal["step", "fail"]
+    kind: Literal["step", "fail", "approval"]
     step: Step | None
     args: Mapping[str, Any]
     """The call's arguments by parameter name (they may hold expressions)."""
@@ -199,6 +216,7 @@ class Node:
     """Conditions (and the outcome each must have) under which the node runs."""
     message: str = ""
     order: int = 0
+    approval: ApprovalSpec | None = None
 
     def exprs(self) -> Iterator[Expr]:
         """Yield every expression the node reads: in its arguments and its guards."""
@@ -240,6 +258,8 @@ class Node:
             out["options"] = self.step.options.to_json()
         else:
             out["message"] = self.message
+        if self.approval is not None:
+            out["options"] = self.approval.to_json()
         return out
 
 
@@ -394,8 +414,28 @@ class _Trace:
             order=len(self.nodes),
         )
 
+    def add_approval(
+        self, message: str, values: Mapping[str, Any], name: str, spec: ApprovalSpec
+    ) -> Output:
+        check_step_name(name)
+        name = self._name_for(name, "approval")
+        for key, value in values.items():
+            self._check_exprs(f"The value {key!r} of approval step {name!r}", value)
+        self.owners[name] = "approval"
+        self.nodes[name] = Node(
+            name=name,
+            kind="approval",
+            step=None,
+            args=dict(values),
+            guards=tuple(self.guards),
+            message=message,
+            order=len(self.nodes),
+            approval=spec,
+        )
+        return Output(name, self)
 
-def _require_trace(what: str) -> _Trace:
+
+def require_trace(what: str) -> _Trace:
     trace = _trace.get()
     if trace is None:
         raise PipelineDefinitionError(
@@ -424,7 +464,7 @@ def when(
              then=lambda: register(model, metrics),
              otherwise=lambda: fail("AUC {auc} is below the bar", auc=metrics["auc"]))
     """
-    trace = _require_trace("when()")
+    trace = require_trace("when()")
     if not isinstance(condition, Expr):
         raise PipelineDefinitionError(
             f"when() needs a condition on a step's output or a parameter, not {condition!r}.",
@@ -454,7 +494,7 @@ def fail(message: str, /, *, name: str = "fail", **values: Any) -> None:
     inside them, filled in at run time: ``fail("AUC {auc} too low", auc=m["auc"])``.
     Usually placed in a :func:`when` branch.
     """
-    trace = _require_trace("fail()")
+    trace = require_trace("fail()")
     if not isinstance(message, str) or not message:
         raise PipelineDefinitionError("fail() needs a message saying why the execution stops.")
     trace.add_fail(message, values, name)

@@ -1,8 +1,9 @@
 """The pipelines' HTTP routes (mounted by :mod:`trivet.server`).
 
 Under ``/v1/projects/{project}``: the pipelines (list, describe, graph), their
-executions (list, read, step logs), and starting an execution, which answers ``202``
-with the execution's id while the steps run in a background thread.
+executions (list, read, step logs), starting an execution, which answers ``202``
+with the execution's id while the steps run in a background thread, and the approval
+steps waiting for a decision (list, approve, reject: ``pipeline:approve``).
 
 The server never imports code an HTTP caller names: only the pipelines the operator
 loaded at start-up (``trivet serve --pipeline module:NAME`` or ``FILE.py:NAME``, or
@@ -39,7 +40,14 @@ from trivet.platform.http import (
 )
 
 if TYPE_CHECKING:
-    from trivet.pipelines import Execution, Pipeline, PipelineInfo, Pipelines, StepRun
+    from trivet.pipelines import (
+        Approval,
+        Execution,
+        Pipeline,
+        PipelineInfo,
+        Pipelines,
+        StepRun,
+    )
     from trivet.platform.session import Session
 
 __all__ = ["load_startable", "router"]
@@ -187,7 +195,8 @@ class StepRunOut(BaseModel):
 
     name: str
     status: str = Field(
-        description="pending, running, succeeded, failed, skipped, upstream_failed or interrupted."
+        description="pending, running, waiting (an approval step), succeeded, failed, "
+        "skipped, upstream_failed or interrupted."
     )
     attempts: int
     cache_hit: bool
@@ -253,6 +262,27 @@ class StartExecution(BaseModel):
         description="null to run as yourself; `runner` for the project's runner service "
         "principal, or a service principal's name (needs `principal:use` on it).",
     )
+
+
+class ApprovalOut(BaseModel):
+    """An approval step's request and, once given, its decision."""
+
+    execution: str
+    pipeline: str
+    step: str
+    message: str = Field(description="What the approver is asked (values filled in).")
+    requested_at: dt.datetime
+    expires_at: dt.datetime | None = Field(description="When it fails with no decision.")
+    decision: str | None = Field(description="null while waiting; approved, rejected or expired.")
+    decided_by: str | None
+    decided_at: dt.datetime | None
+    comment: str
+
+
+class Decide(BaseModel):
+    """A decision's comment, for the record (the approval step's output carries it)."""
+
+    comment: str = Field("", max_length=2000)
 
 
 class ExecutionStartedOut(BaseModel):
@@ -692,3 +722,86 @@ def get_logs(
             for s in steps
         ],
     )
+
+
+# -- approvals -------------------------------------------------------------------------------
+def _approval(a: Approval) -> ApprovalOut:
+    return ApprovalOut(
+        execution=a.execution_id,
+        pipeline=a.pipeline,
+        step=a.step,
+        message=a.message,
+        requested_at=a.requested_at,
+        expires_at=a.expires_at,
+        decision=a.decision,
+        decided_by=a.decided_by,
+        decided_at=a.decided_at,
+        comment=a.comment,
+    )
+
+
+StepName = Annotated[
+    str,
+    Path(
+        max_length=64,
+        pattern=r"^[a-z_][a-z0-9._-]{0,63}$",
+        description="The approval step's name.",
+    ),
+]
+
+
+@router.get("/approvals", summary="List approval steps")
+def list_approvals(
+    session: ProjectSession,
+    execution: Annotated[
+        str | None,
+        Query(max_length=36, pattern=r"^[0-9a-f-]{4,36}$", description="Only this execution's."),
+    ] = None,
+    decided: Annotated[
+        bool, Query(description="Decided ones too, not only those waiting.")
+    ] = False,
+    limit: Limit = 100,
+    cursor: Cursor = None,
+) -> Page[ApprovalOut]:
+    """Approval steps waiting for a decision (or, with `decided=true`, decided ones too),
+    newest first, of the pipelines you may describe."""
+    session.require_listing("pipeline:describe", "pipelines")
+    start = cursor_number(cursor)
+    found = _pipelines(session).approvals(
+        execution, waiting=not decided, limit=min(start + limit + 1, _MAX_ROWS)
+    )
+    return Page[ApprovalOut](**paginate(found, limit, cursor, _approval))
+
+
+def _decide(
+    session: Session, execution_id: str, step: str, body: Decide | None, *, approve: bool
+) -> ApprovalOut:
+    session.require_listing("pipeline:approve", "pipelines")
+    pipes = _pipelines(session)
+    comment = body.comment if body is not None else ""
+    decide = pipes.approve if approve else pipes.reject
+    return _approval(decide(execution_id, step, comment=comment))
+
+
+@router.post(
+    "/executions/{execution_id}/approvals/{step}/approve", summary="Approve an approval step"
+)
+def approve_step(
+    session: ProjectSession, execution_id: ExecutionId, step: StepName, body: Decide | None = None
+) -> ApprovalOut:
+    """Approve a waiting approval step: the steps behind it run (needs `pipeline:approve`
+    on the pipeline). `409` if it is not waiting (decided, expired, or the execution is no
+    longer running)."""
+    return _decide(session, execution_id, step, body, approve=True)
+
+
+@router.post(
+    "/executions/{execution_id}/approvals/{step}/reject", summary="Reject an approval step"
+)
+def reject_step(
+    session: ProjectSession, execution_id: ExecutionId, step: StepName, body: Decide | None = None
+) -> ApprovalOut:
+    """Reject a waiting approval step: it fails, and the execution with it, unless the
+    approval has an `otherwise` branch (needs `pipeline:approve`). `409` if it is not
+    waiting."""
+    return _decide(session, execution_id, step, body, approve=False)

@@ -1,4 +1,5 @@
-"""The console's reading pages: dashboard, feature catalog, pipelines and executions.
+"""The console's reading pages: dashboard, feature catalog, pipelines and executions
+(where a reviewer also approves or rejects a waiting approval step).
 
 Every page reads through the signed-in caller's own :class:`trivet.Session`, so what a
 page shows, and whether it may be shown at all, is the platform's decision: a list is
@@ -8,15 +9,17 @@ filtered by the caller's grants, and a denial renders the 403 page.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Annotated, Any
 
-from fastapi import APIRouter, Depends
-from fastapi.responses import HTMLResponse
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import HTMLResponse, RedirectResponse
 
-from trivet._web._auth import Console, console
-from trivet._web._render import ConsoleRoute, page
+from trivet._web._auth import Console, check_csrf, console, read_form
+from trivet._web._render import ConsoleRoute, page, secure
 from trivet._web._svg import Bar, dag_svg, histogram_svg, timing_svg, top_values_svg
-from trivet.errors import NotFound, PermissionDenied, TrivetError
+from trivet.errors import NotFound, PermissionDenied, TrivetError, ValidationError
 from trivet.platform.names import check_name
 
 if TYPE_CHECKING:
@@ -182,13 +185,49 @@ def execution(c: Caller, execution_id: str) -> HTMLResponse:
             ex.steps, key=lambda st: (st.started_at is None, st.started_at or ex.started_at)
         )
     ]
+    resource = s.resource("pipelines", ex.pipeline)
+    approvals = s.pipelines.approvals(ex.id, waiting=False) if _has_approvals(steps) else []
     return page(
         "execution.html",
         {
             "c": c,
             "ex": ex,
+            "approvals": approvals,
+            "may_decide": any(a.waiting for a in approvals) and s.can("pipeline:approve", resource),
+            "done": c.request.query_params.get("done"),
             "duration": (ex.ended_at - ex.started_at) if ex.ended_at else None,
             "dag": dag_svg(steps, statuses=statuses, link_steps=True),
             "timing": timing_svg(bars),
         },
     )
+
+
+def _has_approvals(steps: Sequence[Mapping[str, Any]]) -> bool:
+    return any(step.get("kind") == "approval" for step in steps)
+
+
+_STEP = re.compile(r"[a-z_][a-z0-9._-]{0,63}")
+
+
+@router.post("/executions/{execution_id}/approvals/{step}/decision")
+async def decide_approval(request: Request, c: Caller, execution_id: str, step: str) -> Response:
+    """Approve or reject a waiting approval step (``Pipelines`` authorizes it)."""
+    form = await read_form(request)
+    check_csrf(request, form, c.token)
+    if not _EXECUTION_ID.fullmatch(execution_id) or not _STEP.fullmatch(step):
+        raise NotFound(f"There is no approval step {step[:64]!r} of that execution.")
+    decision = form.get("decision")
+    comment = form.get("comment", "").strip()
+    pipes = c.session.pipelines
+    if decision == "approve":
+        await run_in_threadpool(pipes.approve, execution_id, step, comment=comment)
+    elif decision == "reject":
+        await run_in_threadpool(pipes.reject, execution_id, step, comment=comment)
+    else:
+        raise ValidationError(
+            f"The decision {str(decision)[:20]!r} is neither 'approve' nor 'reject'.",
+            hint="use the Approve or Reject button on the execution's page",
+        )
+    done = "approved" if decision == "approve" else "rejected"
+    target = c.href(f"/executions/{execution_id}", done=f"{done}:{step}")
+    return secure(RedirectResponse(target, status_code=303))

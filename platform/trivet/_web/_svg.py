@@ -229,9 +229,10 @@ def dag_svg(
     for name, (x, y) in pos.items():
         status = (statuses or {}).get(name)
         kind = str(by_name[name].get("kind", "step"))
-        cls = f"node {_status_class(status)}" + (" fail" if kind == "fail" else "")
+        special = {"fail": "fail step", "approval": "approval step"}.get(kind)
+        cls = f"node {_status_class(status)}" + (f" {kind}" if special else "")
         short = name if len(name) <= 20 else name[:19] + "…"
-        tip = name + (f" ({status})" if status else "") + (" — fail step" if kind == "fail" else "")
+        tip = name + (f" ({status})" if status else "") + (f" — {special}" if special else "")
         box = (
             f'<g class="{cls}"><title>{escape(tip)}</title>'
             f'<rect x="{_n(x)}" y="{_n(y)}" width="{box_w}" height="{box_h}" rx="6"/>'

@@ -51,6 +51,7 @@ ACTIONS: frozenset[str] = frozenset(
         "pipeline:create",
         "pipeline:update",
         "pipeline:run",
+        "pipeline:approve",
         "pipeline:delete",
         "model:describe",
         "model:read",
@@ -70,7 +71,7 @@ ACTIONS: frozenset[str] = frozenset(
     }
 )
 
-REVIEW_ACTIONS: frozenset[str] = frozenset({"model:approve", "clarify:review"})
+REVIEW_ACTIONS: frozenset[str] = frozenset({"model:approve", "clarify:review", "pipeline:approve"})
 """Actions that sign off someone else's work; a creator's grant never includes them."""
 
 _VIEWER = frozenset(
@@ -98,7 +99,14 @@ BUILTIN_ROLES: Mapping[str, frozenset[str]] = {
         "clarify:run",
     },
     "approver": _VIEWER
-    | {"model:read", "model:predict", "model:approve", "clarify:review", "artifact:read"},
+    | {
+        "model:read",
+        "model:predict",
+        "model:approve",
+        "clarify:review",
+        "pipeline:approve",
+        "artifact:read",
+    },
     "owner": ACTIONS,
     # What the creator of a resource gets on it: everything but the reviewing actions,
     # so that whoever makes a thing does not also sign it off (separation of duties).

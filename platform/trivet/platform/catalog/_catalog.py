@@ -17,7 +17,7 @@ from trivet.errors import BackendError, Conflict, MissingDependency, ValidationE
 
 SQLITE_BUSY_TIMEOUT_MS = 60_000
 MIGRATIONS = Path(__file__).parent / "migrations"
-HEAD_REVISION = "0004"  # the newest migration; a test checks it against alembic's head
+HEAD_REVISION = "0005"  # the newest migration; a test checks it against alembic's head
 _AFTER_COMMIT = "trivet.after_commit"
 _PG_WRITE_LOCK = 0x74726976  # pg_advisory_xact_lock key serialising catalog writers
 

@@ -420,6 +420,28 @@ pipeline_step_runs = Table(
     Column("traceback", Text, nullable=True),
 )
 
+pipeline_approvals = Table(
+    "pipeline_approvals",
+    metadata,
+    Column(
+        "execution_id",
+        String(ID),
+        ForeignKey("pipeline_executions.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("step", String(NAME), primary_key=True),
+    Column("project", String(NAME), nullable=False),
+    Column("pipeline", String(NAME), nullable=False),
+    Column("message", Text, nullable=False),
+    _ts("requested_at"),
+    _ts("expires_at", nullable=True),
+    Column("decision", String(16), nullable=True),
+    Column("decided_by", String(NAME), nullable=True),
+    _ts("decided_at", nullable=True),
+    Column("comment", Text, nullable=False, default=""),
+    Index("ix_pipeline_approvals_waiting", "project", "decision"),
+)
+
 pipeline_cache = Table(
     "pipeline_cache",
     metadata,
