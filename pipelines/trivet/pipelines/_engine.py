@@ -73,7 +73,7 @@ from trivet.platform.catalog.schema import (
 )
 from trivet.platform.identity import redact
 from trivet.platform.lineage import Node as LineageNode
-from trivet.platform.lineage import insert_edge
+from trivet.platform.lineage import insert_new_edges
 from trivet.platform.permissions import bump_epoch
 
 if TYPE_CHECKING:
@@ -175,6 +175,14 @@ class Engine:
         self.waiting = {name: dag.graph.in_degree(name) for name in dag.nodes}
         self.open = len(dag.nodes)
         self.done: queue.SimpleQueue[tuple[str, int, Future[Any]]] = queue.SimpleQueue()
+        self.inline: deque[tuple[str, int]] = deque()  # attempts ready to run, in order
+        self.pooled = 0  # attempts handed to the executor and not yet answered
+        # The engine's thread holds this lock but while it runs a step itself; the
+        # watchdog takes it to write records and the heartbeat during a long such step.
+        self.records_lock = threading.Lock()
+        self.inline_since: float | None = None
+        self.stopping = threading.Event()
+        self.watchdog: threading.Thread | None = None
         self.retries: list[tuple[float, int, str]] = []
         self.fingerprints: dict[int, CodeFingerprint] = {}
         self.mode = self._selection()
@@ -184,6 +192,7 @@ class Engine:
         self.bad_keys: set[str] = set()
         self.links: list[tuple[str, str]] = []
         self.edges: list[tuple[LineageNode, LineageNode, str]] = []
+        self.edges_written: set[tuple[LineageNode, LineageNode, str]] = set()
         self.last_flush = time.monotonic()
         self.index, self.sizes, self.folders = self._load_cache_index()
         self.ended_at: dt.datetime | None = None
@@ -219,23 +228,10 @@ class Engine:
         index: dict[str, _CacheEntry] = {}
         sizes: dict[str, int] = {}
         folders: dict[str, list[str]] = {}
+        if self.plan.refresh and not self.plan.reuse:
+            return index, sizes, folders  # every step runs: nothing to look up
         with self.catalog.read() as conn:
-            rows = conn.execute(
-                sa.select(
-                    pipeline_cache.c.key,
-                    pipeline_cache.c.output_digest,
-                    pipeline_cache.c.output_kind,
-                    pipeline_cache.c.created_at,
-                    pipeline_cache.c.execution_id,
-                    artifacts.c.size,
-                )
-                .select_from(
-                    pipeline_cache.outerjoin(
-                        artifacts, artifacts.c.digest == pipeline_cache.c.output_digest
-                    )
-                )
-                .where(pipeline_cache.c.project == self.project, pipeline_cache.c.step.in_(steps))
-            ).all()
+            rows = conn.execute(_CACHED, {"b_project": self.project, "b_steps": steps}).all()
             for r in rows:
                 index[r.key] = _CacheEntry(
                     r.output_digest, r.output_kind, r.created_at, r.execution_id
@@ -520,16 +516,75 @@ class Engine:
         if st.started is None:
             st.started = now_utc()
         self.dirty.add(name)
-        attempt = st.attempt_id
+        if self.in_process and node.step.options.timeout is None:
+            self.inline.append((name, st.attempt_id))  # the loop decides where it runs
+        else:
+            self._dispatch(name, st.attempt_id)
+
+    def _dispatch(self, name: str, attempt: int) -> None:
+        """Hand an attempt to the executor."""
+        node = self.dag.nodes[name]
+        assert node.step is not None
+        st = self.state[name]
         future: Future[Attempt] | Future[RemoteResult]
         if self.in_process:
             future = self.executor.submit(functools.partial(self._attempt, node))
         else:
             future = self.executor.submit(self._remote_attempt(node, st.attempts))
+        self.pooled += 1
         st.future = future
         timeout = node.step.options.timeout
         st.deadline = time.monotonic() + timeout if timeout is not None else None
         future.add_done_callback(lambda f: self.done.put((name, attempt, f)))
+
+    def _run_inline(self) -> None:
+        """Run ready attempts: in this thread when one alone is ready and the executor is
+        idle (a chain pays no thread hand-off), else on the executor, in parallel."""
+        while self.inline:
+            name, attempt = self.inline.popleft()
+            st = self.state[name]
+            if attempt != st.attempt_id or st.status is not StepStatus.RUNNING:
+                continue
+            if self.inline or self.pooled or self.retries or self.approvals:
+                self._dispatch(name, attempt)  # others to wait for: the engine stays free
+                continue
+            if self.watchdog is None:
+                self.watchdog = threading.Thread(
+                    target=self._watch, name=f"trivet-records-{self.eid[:8]}", daemon=True
+                )
+                self.watchdog.start()
+            self.inline_since = time.monotonic()
+            self.records_lock.release()
+            try:
+                outcome = self._attempt(self.dag.nodes[name])
+            finally:
+                self.records_lock.acquire()
+                self.inline_since = None
+            if isinstance(outcome.error, KeyboardInterrupt):
+                raise outcome.error  # Ctrl-C interrupts the execution, not just the step
+            future: Future[Attempt] = Future()
+            future.set_result(outcome)
+            self._handle(name, attempt, future)
+            if time.monotonic() - self.last_flush >= FLUSH_INTERVAL and self._pending_records():
+                self.flush()
+
+    def _watch(self) -> None:
+        """While a step runs in the engine's thread, write the records (the steps that
+        finished before it, its own start) and keep the heartbeat going."""
+        while not self.stopping.wait(FLUSH_INTERVAL):
+            since = self.inline_since
+            if since is None or time.monotonic() - since < FLUSH_INTERVAL:
+                continue
+            idle = time.monotonic() - self.last_flush
+            if not self._pending_records() and idle < HEARTBEAT.total_seconds():
+                continue
+            with self.records_lock:
+                if self.inline_since != since or self.stopping.is_set():
+                    continue
+                try:
+                    self.flush()
+                except Exception as exc:  # the engine writes them at its next flush
+                    log.warning("execution %s: could not write its records: %s", self.eid, exc)
 
     def _handle(self, name: str, attempt: int, future: Future[Any]) -> None:
         st = self.state[name]
@@ -797,54 +852,40 @@ class Engine:
         now = now_utc()
         with self.catalog.write() as conn:
             if rows:
-                t = pipeline_step_runs
-                conn.execute(
-                    sa.update(t)
-                    .where(
-                        t.c.execution_id == sa.bindparam("b_eid"),
-                        t.c.step == sa.bindparam("b_step"),
-                    )
-                    .values({k: sa.bindparam(k) for k in rows[0] if not k.startswith("b_")}),
-                    rows,
-                )
+                conn.execute(_UPDATE_STEPS, rows)
             if self.cache_rows:  # a key written again (refresh) replaces its entry
                 keys = sorted({row["key"] for row in self.cache_rows})
-                conn.execute(
-                    sa.delete(pipeline_cache).where(
-                        pipeline_cache.c.project == self.project, pipeline_cache.c.key.in_(keys)
-                    )
-                )
+                conn.execute(_DELETE_CACHED, {"b_project": self.project, "b_keys": keys})
                 unique = {row["key"]: row for row in self.cache_rows}
-                conn.execute(sa.insert(pipeline_cache), list(unique.values()))
+                conn.execute(_INSERT_CACHED, list(unique.values()))
             if self.bad_keys:
-                conn.execute(
-                    sa.delete(pipeline_cache).where(
-                        pipeline_cache.c.project == self.project,
-                        pipeline_cache.c.key.in_(sorted(self.bad_keys)),
-                    )
-                )
+                keys = sorted(self.bad_keys)
+                conn.execute(_DELETE_CACHED, {"b_project": self.project, "b_keys": keys})
             if self.requests:
                 conn.execute(sa.insert(pipeline_approvals), self.requests)
             for digest, name in self.links:
                 insert_entry(self.s, conn, folder=self.folder, digest=digest, label=name)
-            for src, dst, relation in self.edges:
-                insert_edge(self.s, conn, src, dst, relation)
-            values: dict[str, Any] = {"heartbeat_at": now}
-            if status is not None:
-                values.update(status=status.value, ended_at=now, error=error)
-            conn.execute(
-                sa.update(pipeline_executions)
-                .where(pipeline_executions.c.id == self.eid)
-                .values(**values)
-            )
-            if status is not None:
+            # every edge touches this execution's own node or steps: new by construction,
+            # once those of earlier flushes (two steps may output equal bytes) are left out
+            fresh = [e for e in self.edges if e not in self.edges_written]
+            insert_new_edges(self.s, conn, fresh)
+            self.edges_written.update(fresh)
+            if status is None:
+                conn.execute(_HEARTBEAT, {"b_id": self.eid, "heartbeat_at": now})
+            else:
+                conn.execute(
+                    _END,
+                    {
+                        "b_id": self.eid,
+                        "heartbeat_at": now,
+                        "status": status.value,
+                        "ended_at": now,
+                        "error": error,
+                    },
+                )
                 if self.run_token_id is not None:
-                    conn.execute(
-                        sa.update(tokens)
-                        .where(tokens.c.id == self.run_token_id, tokens.c.revoked_at.is_(None))
-                        .values(revoked_at=now)
-                    )
-                    bump_epoch(conn, self.catalog)
+                    conn.execute(_REVOKE, {"b_id": self.run_token_id, "revoked_at": now})
+                    bump_epoch(conn, self.catalog, tokens_only=True)
                 self.s.record(
                     conn,
                     action="pipeline:finish",
@@ -878,6 +919,13 @@ class Engine:
 
     def run(self) -> ExecutionStatus:
         """Run the execution to its end; return its status (records are written)."""
+        with self.records_lock:
+            try:
+                return self._run()
+            finally:
+                self.stopping.set()
+
+    def _run(self) -> ExecutionStatus:
         error: str | None = None
         try:
             with capturing():
@@ -885,6 +933,9 @@ class Engine:
                     if self.waiting[name] == 0 and self.state[name].status is StepStatus.PENDING:
                         self._settle(name)
                 while self.open > 0:
+                    self._run_inline()
+                    if self.open == 0:
+                        break
                     running = any(st.status is StepStatus.RUNNING for st in self.state.values())
                     if not running and not self.retries and not self.approvals:
                         raise RuntimeError("the engine has nothing to wait for")  # a bug
@@ -895,6 +946,7 @@ class Engine:
                     except queue.Empty:
                         item = None
                     while item is not None:
+                        self.pooled -= 1
                         self._handle(*item)
                         try:
                             item = self.done.get_nowait()
@@ -952,3 +1004,74 @@ class Engine:
                 )
             )
         return tuple(out)
+
+
+# Statements built once: building one per flush cost more than running it.
+_CACHED = (
+    sa.select(
+        pipeline_cache.c.key,
+        pipeline_cache.c.output_digest,
+        pipeline_cache.c.output_kind,
+        pipeline_cache.c.created_at,
+        pipeline_cache.c.execution_id,
+        artifacts.c.size,
+    )
+    .select_from(
+        pipeline_cache.outerjoin(artifacts, artifacts.c.digest == pipeline_cache.c.output_digest)
+    )
+    .where(
+        pipeline_cache.c.project == sa.bindparam("b_project"),
+        pipeline_cache.c.step.in_(sa.bindparam("b_steps", expanding=True)),
+    )
+)
+_UPDATE_STEPS = (
+    sa.update(pipeline_step_runs)
+    .where(
+        pipeline_step_runs.c.execution_id == sa.bindparam("b_eid"),
+        pipeline_step_runs.c.step == sa.bindparam("b_step"),
+    )
+    .values(
+        {
+            k: sa.bindparam(k)
+            for k in (
+                "status",
+                "attempts",
+                "cache_hit",
+                "cache_key",
+                "cache_note",
+                "output_digest",
+                "output_kind",
+                "started_at",
+                "ended_at",
+                "logs",
+                "error",
+                "traceback",
+            )
+        }
+    )
+)
+_DELETE_CACHED = sa.delete(pipeline_cache).where(
+    pipeline_cache.c.project == sa.bindparam("b_project"),
+    pipeline_cache.c.key.in_(sa.bindparam("b_keys", expanding=True)),
+)
+_INSERT_CACHED = sa.insert(pipeline_cache)
+_HEARTBEAT = (
+    sa.update(pipeline_executions)
+    .where(pipeline_executions.c.id == sa.bindparam("b_id"))
+    .values(heartbeat_at=sa.bindparam("heartbeat_at"))
+)
+_END = (
+    sa.update(pipeline_executions)
+    .where(pipeline_executions.c.id == sa.bindparam("b_id"))
+    .values(
+        heartbeat_at=sa.bindparam("heartbeat_at"),
+        status=sa.bindparam("status"),
+        ended_at=sa.bindparam("ended_at"),
+        error=sa.bindparam("error"),
+    )
+)
+_REVOKE = (
+    sa.update(tokens)
+    .where(tokens.c.id == sa.bindparam("b_id"), tokens.c.revoked_at.is_(None))
+    .values(revoked_at=sa.bindparam("revoked_at"))
+)

@@ -59,7 +59,7 @@ from trivet.platform.catalog.schema import (
 )
 from trivet.platform.directory import runner_name
 from trivet.platform.lineage import Node as LineageNode
-from trivet.platform.lineage import insert_edge
+from trivet.platform.lineage import insert_new_edges
 
 if TYPE_CHECKING:
     from trivet.platform.session import Session
@@ -318,20 +318,12 @@ class Pipelines:
         resource = self._s.resource("pipelines", pipeline.name)
         self._s.require("pipeline:run", resource)
         reap(self._s.catalog)
+        names = {"b_project": project, "b_name": pipeline.name}
         with self._s.catalog.read() as conn:
-            known = conn.execute(
-                sa.select(pipelines.c.id).where(
-                    pipelines.c.project == project, pipelines.c.name == pipeline.name
-                )
-            ).scalar()
+            known = conn.execute(_PIPELINE_ID, names).scalar()
             version = None
             if known is not None:
-                version = conn.execute(
-                    sa.select(pipeline_versions.c.version).where(
-                        pipeline_versions.c.pipeline_id == known,
-                        pipeline_versions.c.digest == digest,
-                    )
-                ).scalar()
+                version = conn.execute(_VERSION, {"b_id": known, "b_digest": digest}).scalar()
         if known is None:
             self._s.require("pipeline:create", resource)
         elif version is None:
@@ -362,19 +354,10 @@ class Pipelines:
             "source": source_of(pipeline),
         }
         with self._s.catalog.write() as conn:
-            pid_row = conn.execute(
-                sa.select(pipelines.c.id).where(
-                    pipelines.c.project == project, pipelines.c.name == pipeline.name
-                )
-            ).scalar()
+            pid_row = conn.execute(_PIPELINE_ID, names).scalar()
             if pid_row is None:
                 pid_row = self._create_pipeline(conn, pipeline, resource)
-            version = conn.execute(
-                sa.select(pipeline_versions.c.version).where(
-                    pipeline_versions.c.pipeline_id == pid_row,
-                    pipeline_versions.c.digest == digest,
-                )
-            ).scalar()
+            version = conn.execute(_VERSION, {"b_id": pid_row, "b_digest": digest}).scalar()
             if version is None:
                 latest = conn.execute(
                     sa.select(sa.func.max(pipeline_versions.c.version)).where(
@@ -393,27 +376,28 @@ class Pipelines:
                     )
                 )
             conn.execute(
-                sa.insert(pipeline_executions).values(
-                    id=eid,
-                    pipeline_id=pid_row,
-                    version=version,
-                    status=ExecutionStatus.RUNNING.value,
-                    params={k: json_value(v) for k, v in values.items()},
-                    options=options,
-                    run_as=base.principal.name,
-                    invoked_by=self._s.principal.name,
-                    retry_of=retry_of,
-                    runner_host=host,
-                    runner_pid=pid,
-                    runner_start=mark,
-                    started_at=now,
-                    heartbeat_at=now,
-                    ended_at=None,
-                    error=None,
-                )
+                _INSERT_EXECUTION,
+                {
+                    "id": eid,
+                    "pipeline_id": pid_row,
+                    "version": version,
+                    "status": ExecutionStatus.RUNNING.value,
+                    "params": {k: json_value(v) for k, v in values.items()},
+                    "options": options,
+                    "run_as": base.principal.name,
+                    "invoked_by": self._s.principal.name,
+                    "retry_of": retry_of,
+                    "runner_host": host,
+                    "runner_pid": pid,
+                    "runner_start": mark,
+                    "started_at": now,
+                    "heartbeat_at": now,
+                    "ended_at": None,
+                    "error": None,
+                },
             )
             conn.execute(
-                sa.insert(pipeline_step_runs),
+                _INSERT_STEPS,
                 [
                     {
                         "execution_id": eid,
@@ -439,12 +423,16 @@ class Pipelines:
                 # revoking the invoker's token revokes the run's
                 parent_id=self._s.token.id if self._s.token is not None else None,
             )
-            insert_edge(
+            insert_new_edges(  # a new execution: its edge cannot exist yet
                 self._s,
                 conn,
-                LineageNode(kind="pipeline", id=resource),
-                LineageNode(kind="execution", id=f"{project}/runs/{eid}"),
-                "ran",
+                [
+                    (
+                        LineageNode(kind="pipeline", id=resource),
+                        LineageNode(kind="execution", id=f"{project}/runs/{eid}"),
+                        "ran",
+                    )
+                ],
             )
             self._s.record(
                 conn,
@@ -789,3 +777,15 @@ class Pipelines:
             version = ex.version
         info = self.describe(name, version=version)
         return render(info.definition, format=format, statuses=statuses, details=details)
+
+
+# Statements built once (building them cost more than running them).
+_PIPELINE_ID = sa.select(pipelines.c.id).where(
+    pipelines.c.project == sa.bindparam("b_project"), pipelines.c.name == sa.bindparam("b_name")
+)
+_VERSION = sa.select(pipeline_versions.c.version).where(
+    pipeline_versions.c.pipeline_id == sa.bindparam("b_id"),
+    pipeline_versions.c.digest == sa.bindparam("b_digest"),
+)
+_INSERT_EXECUTION = sa.insert(pipeline_executions)
+_INSERT_STEPS = sa.insert(pipeline_step_runs)

@@ -216,19 +216,20 @@ def _is_dead(host: str, pid: int, mark: str, heartbeat: dt.datetime, now: dt.dat
     return now - heartbeat > STALE_AFTER
 
 
+_RUNNING = sa.select(
+    pipeline_executions.c.id,
+    pipeline_executions.c.runner_host,
+    pipeline_executions.c.runner_pid,
+    pipeline_executions.c.runner_start,
+    pipeline_executions.c.heartbeat_at,
+).where(pipeline_executions.c.status == "running")
+
+
 def reap(catalog: Catalog) -> list[str]:
     """Mark executions whose runner died ``interrupted``; return their ids."""
     now = now_utc()
     with catalog.read() as conn:
-        rows = conn.execute(
-            sa.select(
-                pipeline_executions.c.id,
-                pipeline_executions.c.runner_host,
-                pipeline_executions.c.runner_pid,
-                pipeline_executions.c.runner_start,
-                pipeline_executions.c.heartbeat_at,
-            ).where(pipeline_executions.c.status == ExecutionStatus.RUNNING.value)
-        ).all()
+        rows = conn.execute(_RUNNING).all()
     dead = [
         r.id
         for r in rows
@@ -264,7 +265,7 @@ def reap(catalog: Catalog) -> list[str]:
             .where(tokens.c.run_id.in_(dead), tokens.c.revoked_at.is_(None))
             .values(revoked_at=now)
         )
-        bump_epoch(conn, catalog)
+        bump_epoch(conn, catalog, tokens_only=True)
     return dead
 
 

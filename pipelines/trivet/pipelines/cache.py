@@ -221,7 +221,29 @@ def _code_digest(obj: Any, *, strip_decorators: bool = False) -> str:
     """Return the digest of a function's or class's normalised AST.
 
     Falls back to the bytecode where the source is not available (code run by exec).
+    A function's is remembered by its code object: the source it was compiled from does
+    not change while the code object lives (an edited file makes new code objects when
+    it is imported again).
     """
+    code = getattr(obj, "__code__", None)
+    if isinstance(code, types.CodeType):
+        key = (code, strip_decorators)
+        digest = _DIGESTS.get(key)
+        if digest is None:
+            digest = _source_digest(obj, strip_decorators=strip_decorators)
+            if len(_DIGESTS) >= _REMEMBERED:
+                _DIGESTS.clear()
+            _DIGESTS[key] = digest
+        return digest
+    return _source_digest(obj, strip_decorators=strip_decorators)
+
+
+_REMEMBERED = 4096
+_DIGESTS: dict[tuple[types.CodeType, bool], str] = {}
+_NAMES: dict[types.CodeType, tuple[frozenset[str], frozenset[str]]] = {}
+
+
+def _source_digest(obj: Any, *, strip_decorators: bool) -> str:
     try:
         source = textwrap.dedent(inspect.getsource(obj))
         tree = ast.parse(source)
@@ -246,7 +268,11 @@ def _code_objects(code: types.CodeType) -> list[types.CodeType]:
     return found
 
 
-def _names_and_imports(code: types.CodeType) -> tuple[set[str], set[str]]:
+def _names_and_imports(code: types.CodeType) -> tuple[frozenset[str], frozenset[str]]:
+    """Return the global names a code object (and its nested code) uses, and its imports."""
+    found = _NAMES.get(code)
+    if found is not None:
+        return found
     import dis
 
     names: set[str] = set()
@@ -256,7 +282,10 @@ def _names_and_imports(code: types.CodeType) -> tuple[set[str], set[str]]:
         for ins in dis.get_instructions(c):
             if ins.opname == "IMPORT_NAME" and isinstance(ins.argval, str) and ins.argval:
                 imports.add(ins.argval)
-    return names, imports
+    if len(_NAMES) >= _REMEMBERED:
+        _NAMES.clear()
+    found = _NAMES[code] = (frozenset(names), frozenset(imports))
+    return found
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -303,7 +332,7 @@ class _Walker:
             else:  # not imported yet: only an installed distribution can be told
                 self.package(imported)
 
-    def reach(self, obj: Any, name: str, module: str, names: set[str]) -> None:
+    def reach(self, obj: Any, name: str, module: str, names: frozenset[str]) -> None:
         from trivet.pipelines.dag import Pipeline
         from trivet.pipelines.step import Step
 

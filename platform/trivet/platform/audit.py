@@ -80,9 +80,7 @@ def append(
     run_id: str | None = None,
 ) -> int:
     """Append one row inside the caller's write transaction; return its sequence number."""
-    head = conn.execute(
-        sa.select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1).with_for_update()
-    ).first()
+    head = conn.execute(_HEAD).first()
     if head is None:
         conn.execute(sa.insert(audit_head).values(id=1, seq=0, hash=GENESIS))
         seq, prev = 1, GENESIS
@@ -101,9 +99,20 @@ def append(
         "detail": json.loads(json.dumps(dict(detail or {}), default=str)),
     }
     digest = _chain(prev, row)
-    conn.execute(sa.insert(audit_log).values(**row, prev_hash=prev, hash=digest))
-    conn.execute(sa.update(audit_head).where(audit_head.c.id == 1).values(seq=seq, hash=digest))
+    conn.execute(_INSERT, {**row, "prev_hash": prev, "hash": digest})
+    conn.execute(_MOVE, {"b_seq": seq, "b_hash": digest})
     return seq
+
+
+# Built once: a statement made per row (``.values(**row)``) cost ~0.3 ms in SQLAlchemy's
+# coercions, most of an audit row's price.
+_HEAD = sa.select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1).with_for_update()
+_INSERT = sa.insert(audit_log)
+_MOVE = (
+    sa.update(audit_head)
+    .where(audit_head.c.id == 1)
+    .values(seq=sa.bindparam("b_seq"), hash=sa.bindparam("b_hash"))
+)
 
 
 def entries(

@@ -308,7 +308,7 @@ class Directory:
             self._s.require("principal:manage", _principal_resource(owner.name))
         with self._s.catalog.write() as conn:
             revoked = identity.revoke_with_descendants(conn, row.id)
-            bump_epoch(conn, self._s.catalog)
+            bump_epoch(conn, self._s.catalog, tokens_only=True)
             self._s.record(
                 conn,
                 action="token:revoke",

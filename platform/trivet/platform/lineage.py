@@ -66,6 +66,7 @@ __all__ = [
     "Node",
     "format_tree",
     "insert_edge",
+    "insert_new_edges",
 ]
 
 # kind → (describe action, write action)
@@ -177,24 +178,57 @@ def insert_edge(session: Session, conn: sa.Connection, src: Node, dst: Node, rel
         "dst_id": dst.id,
         "relation": relation,
     }
-    exists = conn.execute(
-        sa.select(lineage_edges.c.id).where(*(lineage_edges.c[k] == v for k, v in key.items()))
-    ).first()
-    if exists is not None:
+    # Catalog writes are serialized (SQLite's BEGIN IMMEDIATE, PostgreSQL's advisory
+    # lock), so no other writer can add the same edge between this look and the insert.
+    if conn.execute(_EXISTS, key).first() is not None:
         return False
-    try:
-        with conn.begin_nested():
-            conn.execute(
-                sa.insert(lineage_edges).values(
-                    **key,
-                    run_id=session.run_id,
-                    created_at=now_utc(),
-                    created_by=session.principal.id,
-                )
-            )
-    except sa.exc.IntegrityError:  # a concurrent writer inserted the same edge
-        return False
+    conn.execute(
+        _INSERT,
+        {
+            **key,
+            "run_id": session.run_id,
+            "created_at": now_utc(),
+            "created_by": session.principal.id,
+        },
+    )
     return True
+
+
+def insert_new_edges(
+    session: Session, conn: sa.Connection, edges: Iterable[tuple[Node, Node, str]]
+) -> int:
+    """Insert edges that cannot exist yet — each touches a node the caller's operation
+    made in this transaction (a new execution's steps, say) — in one statement.
+
+    Duplicates among ``edges`` are inserted once. Return how many were inserted.
+    """
+    now = now_utc()
+    rows: dict[tuple[str, ...], dict[str, Any]] = {}
+    for src, dst, relation in edges:
+        check_relation(relation)
+        key = (src.kind, src.id, dst.kind, dst.id, relation)
+        rows[key] = {
+            "src_kind": src.kind,
+            "src_id": src.id,
+            "dst_kind": dst.kind,
+            "dst_id": dst.id,
+            "relation": relation,
+            "run_id": session.run_id,
+            "created_at": now,
+            "created_by": session.principal.id,
+        }
+    if rows:
+        conn.execute(_INSERT, list(rows.values()))
+    return len(rows)
+
+
+_EXISTS = sa.select(lineage_edges.c.id).where(
+    *(
+        lineage_edges.c[k] == sa.bindparam(k)
+        for k in ("src_kind", "src_id", "dst_kind", "dst_id", "relation")
+    )
+)
+_INSERT = sa.insert(lineage_edges)
 
 
 def delete_edges_under(conn: sa.Connection, kind: str, prefix: str) -> int:

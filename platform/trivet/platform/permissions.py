@@ -392,27 +392,44 @@ class Compiled:
         )
 
 
-# Process-local generation counter per catalog URL: a policy write through any Catalog
-# object in this process makes every evaluator on the same database recompile at once.
-_local_generation: dict[str, int] = {}
+# Process-local generation counters per catalog URL and epoch row: a policy write through
+# any Catalog object in this process makes every evaluator on the same database
+# recompile (or re-read tokens) at once.
+_local_generation: dict[tuple[str, int], int] = {}
 _lock = threading.Lock()
+_GRANTS, _TOKENS = 1, 2
+"""Rows of ``policy_epoch``: one for grants, memberships and roles, one for tokens."""
 
 
-def bump_epoch(conn: sa.Connection, catalog: Catalog) -> None:
-    """Advance the policy epoch inside the caller's write transaction."""
-    updated = conn.execute(
-        sa.update(policy_epoch).where(policy_epoch.c.id == 1).values(epoch=policy_epoch.c.epoch + 1)
-    )
+def bump_epoch(conn: sa.Connection, catalog: Catalog, *, tokens_only: bool = False) -> None:
+    """Advance the policy epoch inside the caller's write transaction.
+
+    ``tokens_only``: only tokens were revoked or deleted — evaluators re-read token
+    states but keep their compiled grants (an execution's end revokes its run token; that
+    must not make every process recompile every principal's grants).
+    """
+    row = _TOKENS if tokens_only else _GRANTS
+    updated = conn.execute(_ADVANCE, {"b_id": row})
     if updated.rowcount == 0:
-        conn.execute(sa.insert(policy_epoch).values(id=1, epoch=1))
-    _bump_local(catalog.url)
+        conn.execute(sa.insert(policy_epoch).values(id=row, epoch=1))
+    _bump_local(catalog.url, row)
     # again once committed: a check made between the two must not pin the old policy
-    after_commit(conn, lambda: _bump_local(catalog.url))
+    after_commit(conn, lambda: _bump_local(catalog.url, row))
 
 
-def _bump_local(url: str) -> None:
+_EPOCHS = sa.select(policy_epoch.c.id, policy_epoch.c.epoch).where(
+    policy_epoch.c.id.in_([_GRANTS, _TOKENS])
+)
+_ADVANCE = (
+    sa.update(policy_epoch)
+    .where(policy_epoch.c.id == sa.bindparam("b_id"))
+    .values(epoch=policy_epoch.c.epoch + 1)
+)
+
+
+def _bump_local(url: str, row: int) -> None:
     with _lock:
-        _local_generation[url] = _local_generation.get(url, 0) + 1
+        _local_generation[url, row] = _local_generation.get((url, row), 0) + 1
 
 
 class Evaluator:
@@ -427,28 +444,34 @@ class Evaluator:
         self.poll_seconds = poll_seconds
         self._compiled: dict[str, Compiled] = {}
         self._revoked: dict[str, bool] = {}
-        self._db_epoch = -1
-        self._local_seen = -1
+        self._db_epochs: tuple[int, int] = (-1, -1)
+        self._local_seen: tuple[int, int] = (-1, -1)
         self._generation = 0
         self._next_poll = 0.0
 
     def generation(self) -> int:
-        """Return a number that changes whenever compiled grants may be stale."""
-        local = _local_generation.get(self.catalog.url, 0)
+        """Return a number that changes whenever compiled grants may be stale (and forget
+        token states whenever a token may have been revoked)."""
+        url = self.catalog.url
+        local = (_local_generation.get((url, _GRANTS), 0), _local_generation.get((url, _TOKENS), 0))
         now = time.monotonic()
+        if local[0] == self._local_seen[0] and local[1] != self._local_seen[1]:
+            # only a token changed, in this process: forget token states, keep the
+            # compiled grants, and leave the database to the next poll
+            self._local_seen = local
+            self._revoked.clear()
         if local != self._local_seen or now >= self._next_poll:
             self._next_poll = now + self.poll_seconds
             self._local_seen = local
             with self.catalog.read() as conn:
-                epoch = conn.execute(
-                    sa.select(policy_epoch.c.epoch).where(policy_epoch.c.id == 1)
-                ).scalar()
-            epoch = int(epoch or 0)
-            if epoch != self._db_epoch:
-                self._db_epoch = epoch
+                rows = dict(conn.execute(_EPOCHS).all())
+            epochs = (int(rows.get(_GRANTS) or 0), int(rows.get(_TOKENS) or 0))
+            if epochs[0] != self._db_epochs[0]:
                 self._generation += 1
                 self._compiled.clear()
+            if epochs != self._db_epochs:
                 self._revoked.clear()
+            self._db_epochs = epochs
         return self._generation
 
     def token_revoked(self, token_id: str) -> bool:

@@ -286,6 +286,11 @@ class Session:
         args.update(changes)
         derived = type(self)(**args)
         derived._project = self._project
+        if "settings" not in changes and "artifacts" in self.__dict__:
+            # the same store: share its opened blob store (an S3 client is costly to make)
+            from trivet.platform.artifacts import ArtifactStore
+
+            derived.__dict__["artifacts"] = ArtifactStore(derived, blobs=self.artifacts.blobs)
         return derived
 
     def close(self) -> None:
