@@ -9,6 +9,7 @@ its kind when the same bytes are later put as a DataFrame, a directory or a mode
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -66,14 +67,23 @@ class ArtifactRef:
     label: str = ""
 
 
-def _insert_ignoring_duplicates(dialect: str, table: sa.Table, values: Mapping[str, Any]) -> Any:
+@functools.cache
+def _insert_ignoring_duplicates(dialect: str, table: sa.Table, *, returning: bool = False) -> Any:
+    """Return an insert that skips a row whose key exists (values are bound at execute).
+
+    Built once per dialect and table: building a statement per row cost more than
+    running it.
+    """
+    statement: Any
     if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-        return pg_insert(table).values(**values).on_conflict_do_nothing()
-    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+        statement = pg_insert(table).on_conflict_do_nothing()
+    else:
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-    return sqlite_insert(table).values(**values).on_conflict_do_nothing()
+        statement = sqlite_insert(table).on_conflict_do_nothing()
+    return statement.returning(*table.primary_key.columns) if returning else statement
 
 
 def ref_query() -> sa.Select[Any]:
@@ -89,6 +99,31 @@ def ref_query() -> sa.Select[Any]:
         artifact_entries.c.created_at,
         artifact_entries.c.created_by,
     ).select_from(artifact_entries.join(artifacts, artifacts.c.digest == artifact_entries.c.digest))
+
+
+_KNOWN_KIND = (
+    sa.update(artifacts)
+    .where(artifacts.c.digest == sa.bindparam("b_digest"), artifacts.c.kind == "blob")
+    .values(
+        kind=sa.bindparam("kind"),
+        size=sa.bindparam("size"),
+        media_type=sa.bindparam("media_type"),
+        meta=sa.bindparam("meta"),
+    )
+)
+_RELABEL = (
+    sa.update(artifact_entries)
+    .where(
+        artifact_entries.c.folder == sa.bindparam("b_folder"),
+        artifact_entries.c.digest == sa.bindparam("b_digest"),
+        artifact_entries.c.label != sa.bindparam("label"),
+    )
+    .values(label=sa.bindparam("label"))
+)
+_ENTRY = ref_query().where(
+    artifact_entries.c.folder == sa.bindparam("b_folder"),
+    artifact_entries.c.digest == sa.bindparam("b_digest"),
+)
 
 
 def to_ref(row: sa.Row[Any]) -> ArtifactRef:
@@ -140,18 +175,15 @@ def insert_entry(
     registers under the model group's folder). An existing entry is left as it is.
     Returns whether an entry was added (and audited as ``artifact:link``).
     """
-    added = conn.execute(
-        _insert_ignoring_duplicates(
-            session.catalog.dialect,
-            artifact_entries,
-            {
-                "folder": folder,
-                "digest": digest,
-                "label": label,
-                "created_at": now_utc(),
-                "created_by": session.principal.id,
-            },
-        ).returning(artifact_entries.c.digest)  # rowcount is -1 on PostgreSQL here
+    added = conn.execute(  # returning: rowcount is -1 on PostgreSQL here
+        _insert_ignoring_duplicates(session.catalog.dialect, artifact_entries, returning=True),
+        {
+            "folder": folder,
+            "digest": digest,
+            "label": label,
+            "created_at": now_utc(),
+            "created_by": session.principal.id,
+        },
     ).first()
     if added is None:
         return False
@@ -174,55 +206,22 @@ def record_put(
     now, pid = now_utc(), session.principal.id
     dialect = session.catalog.dialect
     with session.catalog.write() as conn:
+        content = {"kind": kind, "size": size, "media_type": media_type, "meta": dict(meta or {})}
         conn.execute(
-            _insert_ignoring_duplicates(
-                dialect,
-                artifacts,
-                {
-                    "digest": digest,
-                    "kind": kind,
-                    "size": size,
-                    "media_type": media_type,
-                    "meta": dict(meta or {}),
-                    "created_at": now,
-                    "created_by": pid,
-                },
-            )
+            _insert_ignoring_duplicates(dialect, artifacts),
+            {"digest": digest, **content, "created_at": now, "created_by": pid},
         )
         if kind != "blob":  # the same bytes put plainly before: now we know what they are
-            conn.execute(
-                sa.update(artifacts)
-                .where(artifacts.c.digest == digest, artifacts.c.kind == "blob")
-                .values(kind=kind, size=size, media_type=media_type, meta=dict(meta or {}))
-            )
+            conn.execute(_KNOWN_KIND, {"b_digest": digest, **content})
+        entry = {"folder": folder, "digest": digest}
         conn.execute(
-            _insert_ignoring_duplicates(
-                dialect,
-                artifact_entries,
-                {
-                    "folder": folder,
-                    "digest": digest,
-                    "label": label,
-                    "created_at": now,
-                    "created_by": pid,
-                },
-            )
+            _insert_ignoring_duplicates(dialect, artifact_entries),
+            {**entry, "label": label, "created_at": now, "created_by": pid},
         )
+        where = {"b_folder": folder, "b_digest": digest}
         if label:
-            conn.execute(
-                sa.update(artifact_entries)
-                .where(
-                    artifact_entries.c.folder == folder,
-                    artifact_entries.c.digest == digest,
-                    artifact_entries.c.label != label,
-                )
-                .values(label=label)
-            )
-        row = conn.execute(
-            ref_query().where(
-                artifact_entries.c.folder == folder, artifact_entries.c.digest == digest
-            )
-        ).one()
+            conn.execute(_RELABEL, {**where, "label": label})
+        row = conn.execute(_ENTRY, where).one()
         session.record(
             conn,
             action="artifact:put",
