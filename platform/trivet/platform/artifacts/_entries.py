@@ -152,18 +152,20 @@ def held_among(session: Session, digests: Sequence[str]) -> set[str]:
     found: set[str] = set()
     with session.catalog.read() as conn:
         for i in range(0, len(digests), 500):
-            batch = digests[i : i + 500]
-            for query in (
-                sa.select(artifact_entries.c.digest).where(artifact_entries.c.digest.in_(batch)),
-                sa.select(model_versions.c.artifact_digest).where(
-                    model_versions.c.artifact_digest.in_(batch)
-                ),
-                sa.select(model_versions.c.fairness_report_digest).where(
-                    model_versions.c.fairness_report_digest.in_(batch)
-                ),
-            ):
-                found.update(conn.execute(query.distinct()).scalars())
+            batch = list(digests[i : i + 500])
+            for query in _HOLDERS:
+                found.update(conn.execute(query, {"b_digests": batch}).scalars())
     return found
+
+
+_HOLDERS = tuple(
+    sa.select(column).where(column.in_(sa.bindparam("b_digests", expanding=True))).distinct()
+    for column in (
+        artifact_entries.c.digest,
+        model_versions.c.artifact_digest,
+        model_versions.c.fairness_report_digest,
+    )
+)
 
 
 def insert_entry(
