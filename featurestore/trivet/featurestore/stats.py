@@ -270,9 +270,19 @@ def _numbers(name: str, kind: Dtype, values: pa.Array, bins: int) -> FeatureStat
 
 
 def _mean(data: np.ndarray[Any, Any], low: float, high: float) -> float:
-    """The mean, without overflow, kept within [low, high] against rounding."""
+    """The mean, without overflow, kept within [low, high] against rounding.
+
+    Integers are added exactly (their high and low 32-bit halves apart, so no int64 sum
+    overflows below 2**31 values) and divided once: the correctly rounded mean, where a
+    float64 sum of values near 2**62 loses their low digits.
+    """
     import numpy as np
 
+    if data.dtype.kind in "iu" and len(data) < 2**31:
+        values = data.astype(np.int64, copy=False)
+        high_halves = int(np.sum(values >> 32, dtype=np.int64))
+        low_halves = int(np.sum(values & 0xFFFFFFFF, dtype=np.int64))
+        return min(max((high_halves * 2**32 + low_halves) / len(values), low), high)
     with np.errstate(over="ignore", invalid="ignore"):
         mean = float(np.mean(data, dtype=np.float64))
         if not math.isfinite(mean):  # the sum overflowed: add the n-th parts instead
