@@ -45,7 +45,7 @@ from trivet.pipelines._records import (
 from trivet.pipelines._scope import run_scope
 from trivet.pipelines._source import load_pipeline, source_of
 from trivet.pipelines.cache import CacheExplanation, diff_components
-from trivet.pipelines.dag import Pipeline, definition_digest, json_value
+from trivet.pipelines.dag import Pipeline, json_value
 from trivet.pipelines.errors import ExecutionNotFound, PipelineDefinitionError
 from trivet.pipelines.executors import Executor, executor_for
 from trivet.platform import identity
@@ -312,8 +312,8 @@ class Pipelines:
                     f"The pipeline {pipeline.name!r} has no step {chosen!r}.",
                     hint=did_you_mean(chosen, dag.nodes),
                 )
-        definition = pipeline.definition()
-        digest = definition_digest(definition)
+        frozen, digest = pipeline.recorded_definition()
+        definition = dict(frozen)
         project = self._s.project
         resource = self._s.resource("pipelines", pipeline.name)
         self._s.require("pipeline:run", resource)

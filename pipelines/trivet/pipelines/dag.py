@@ -685,7 +685,17 @@ class Pipeline:
 
     def digest(self) -> str:
         """Return the sha256 of the canonical definition (equal definitions, equal digests)."""
-        return definition_digest(self.definition())
+        return self.recorded_definition()[1]
+
+    @functools.cache  # noqa: B019 - like dag(): one per pipeline object
+    def recorded_definition(self) -> tuple[Mapping[str, Any], str]:
+        """Return the definition as executions record it (read-only) and its digest.
+
+        Made once per pipeline object (a definition is fixed once the DAG is traced);
+        :meth:`definition` returns a fresh copy to change at will.
+        """
+        definition = self.definition()
+        return types.MappingProxyType(definition), definition_digest(definition)
 
     def graph(self, *, format: Literal["text", "mermaid", "svg"] = "text") -> str:
         """Render the DAG as text, a Mermaid flowchart or a self-contained SVG picture."""

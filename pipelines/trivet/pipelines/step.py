@@ -241,6 +241,9 @@ class StepOptions:
         return out
 
 
+_NOTHING = Uses()
+
+
 class _WithDefaults(Mapping[str, Any]):
     """A call's arguments, falling back on the function's defaults."""
 
@@ -314,6 +317,8 @@ class Step:
             PipelineDefinitionError: a declaration names an argument the call lacks,
                 or comes out as a path that names nothing in a project.
         """
+        if not self.options.reads and not self.options.writes:
+            return _NOTHING
         values = _WithDefaults(arguments, self.signature)
         where = f"Step {self.name!r}"
         try:
