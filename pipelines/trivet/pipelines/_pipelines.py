@@ -317,7 +317,7 @@ class Pipelines:
         project = self._s.project
         resource = self._s.resource("pipelines", pipeline.name)
         self._s.require("pipeline:run", resource)
-        reap(self._s.catalog)
+        reap(self._s.catalog, unless_within=1.0)
         names = {"b_project": project, "b_name": pipeline.name}
         with self._s.catalog.read() as conn:
             known = conn.execute(_PIPELINE_ID, names).scalar()

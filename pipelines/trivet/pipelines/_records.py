@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import math
 import os
 import socket
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -225,8 +227,20 @@ _RUNNING = sa.select(
 ).where(pipeline_executions.c.status == "running")
 
 
-def reap(catalog: Catalog) -> list[str]:
-    """Mark executions whose runner died ``interrupted``; return their ids."""
+_last_reap: dict[str, float] = {}
+
+
+def reap(catalog: Catalog, *, unless_within: float = 0.0) -> list[str]:
+    """Mark executions whose runner died ``interrupted``; return their ids.
+
+    ``unless_within``: skip if this process reaped the same catalog that many seconds
+    ago or less (starting an execution reaps at most once a second: a dead runner's
+    rows wait at most that long more).
+    """
+    clock = time.monotonic()
+    if unless_within > 0 and clock - _last_reap.get(catalog.url, -math.inf) <= unless_within:
+        return []
+    _last_reap[catalog.url] = clock
     now = now_utc()
     with catalog.read() as conn:
         rows = conn.execute(_RUNNING).all()
