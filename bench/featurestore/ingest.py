@@ -13,24 +13,32 @@ Cases, each on a fresh workspace (SQLite catalog and online store, local Delta t
   of reach, so the calls do not compete with flushes (the cost of a call alone).
 - ``ingest``: one batch of ``--rows`` rows (an int record id, an event time, 10 float
   features), as a pyarrow Table, into a group with online and offline stores, and into
-  an offline-only group; with the time of each step (validation, the Delta append, the
-  online upsert).
+  an offline-only group; then ``--big-rows`` rows (default 10M, ~1 GB in memory)
+  offline only; with the time of each step, from the ingest's progress callback
+  (validation, the batch id, the Delta append, the online upsert), the time the
+  encoding of the online rows took (in a thread of its own, overlapping the append and
+  the upsert), and the process's CPU time (less sensitive to a busy machine than the
+  wall time).
 
 Records are distinct ids with random floats (seeded). Figures vary ±30 % between runs on
-a shared 2-core machine: each buffered case runs ``--repeat`` times and the run with the
-median p50 is reported; the unbuffered case (a minute of commits) runs once.
+a shared 2-core machine: each buffered case and each ``--rows`` ingest runs ``--repeat``
+times and the median run is reported (by p50, by wall time); the unbuffered case (a
+minute of commits) and the ``--big-rows`` ingest run once.
 
 Run: ``uv run python bench/featurestore/ingest.py [--puts 5000] [--unbuffered 200]
-[--rows 1000000] [--repeat 3]``. Prints a Markdown table and writes it to
-``bench/results/ingest.md``.
+[--rows 1000000] [--big-rows 10000000] [--repeat 3] [--ingest-only]``. Prints Markdown
+tables and writes them to ``bench/results/ingest.md``.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import os
 import platform
+import shutil
 import statistics
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -44,12 +52,25 @@ RESULTS = Path(__file__).resolve().parents[1] / "results" / "ingest.md"
 T0 = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
 
 
+_ROOTS: dict[int, Path] = {}  # id(store) -> its temporary workspace folder
+
+
 def open_store(**options: Any) -> Any:
+    """A FeatureStore on a new workspace in a temporary folder (see :func:`close_store`)."""
     import trivet
     from trivet.featurestore import FeatureStore
 
-    ws = trivet.init(Path(tempfile.mkdtemp(prefix="trivet-bench-")) / "ws")
-    return FeatureStore(trivet.connect(ws.workspace), **options)
+    root = Path(tempfile.mkdtemp(prefix="trivet-bench-ingest-"))
+    ws = trivet.init(root / "ws")
+    store = FeatureStore(trivet.connect(ws.workspace), **options)
+    _ROOTS[id(store)] = root
+    return store
+
+
+def close_store(store: Any) -> None:
+    """Close a store of :func:`open_store` and delete its workspace (a 10M-row one: 1 GB)."""
+    store.close()
+    shutil.rmtree(_ROOTS.pop(id(store)), ignore_errors=True)
 
 
 def small_group(store: Any, name: str = "profiles") -> Any:
@@ -118,7 +139,7 @@ def put_unbuffered(n: int) -> dict[str, Any]:
     start = time.perf_counter()
     latencies = time_calls(call, items)
     wall = time.perf_counter() - start
-    store.close()
+    close_store(store)
     return {
         "case": "put, unbuffered (before)",
         "n": n,
@@ -141,7 +162,7 @@ def put_buffered(n: int, *, quiet: bool) -> dict[str, Any]:
     flush = time.perf_counter() - flush_start
     rows = store.offline_table(group.name).num_rows
     assert rows == n, rows
-    store.close()
+    close_store(store)
     name = "put, buffered (after)" + (", no flush during the loop" if quiet else "")
     return {
         "case": name,
@@ -165,9 +186,17 @@ def big_table(rows: int) -> pa.Table:
     return pa.table(columns)
 
 
-def ingest(rows: int, *, online: bool) -> dict[str, Any]:
+def ingest(rows: int, *, online: bool, data: pa.Table | None = None) -> dict[str, Any]:
+    """One ingest of ``rows`` rows x 10 floats into a fresh workspace, timed per step.
+
+    Step times come from the ingest's own progress callback (``StepTimer``); the
+    encoding of the online rows runs in a second thread from the Delta append on, a
+    chunk at a time, while the online upsert writes the chunks already encoded: its
+    time overlaps both.
+    """
     from trivet.featurestore import Feature, FeatureGroupSpec
     from trivet.featurestore import ingest as ingest_module
+    from trivet.featurestore._progress import StepTimer
 
     store = open_store()
     store.create_group(
@@ -180,44 +209,51 @@ def ingest(rows: int, *, online: bool) -> dict[str, Any]:
             online=online,
         )
     )
-    data = big_table(rows)
-    steps: dict[str, float] = {}
-    real_validate, real_append = ingest_module.validate, store.offline.append
-    real_write = store.online.write
+    data = big_table(rows) if data is None else data
+    timer = StepTimer()
+    real_encode = ingest_module.online_chunks
+    encode: dict[str, float] = {}
 
-    def timed(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            start = time.perf_counter()
-            try:
-                return fn(*args, **kwargs)
-            finally:
-                steps[name] = steps.get(name, 0.0) + time.perf_counter() - start
-
-        return wrapper
-
-    import trivet.featurestore.store as store_module
-
-    real_rows, real_id = ingest_module.online_rows, ingest_module.batch_id_of
-    store_module.validate = timed("validate", real_validate)  # type: ignore[attr-defined]
-    ingest_module.online_rows = timed("encode", real_rows)  # type: ignore[assignment]
-    ingest_module.batch_id_of = timed("batch id", real_id)  # type: ignore[assignment]
-    store.offline.append = timed("offline", real_append)  # type: ignore[method-assign]
-    store.online.write = timed("online", real_write)  # type: ignore[method-assign]
-    try:
+    def timed_encode(*args: Any, **kwargs: Any) -> Any:
         start = time.perf_counter()
-        report = store.ingest("wide", data)
-        wall = time.perf_counter() - start
+        yield from real_encode(*args, **kwargs)
+        encode["encode"] = time.perf_counter() - start
+
+    ingest_module.online_chunks = timed_encode
+    load = os.getloadavg()[0]
+    try:
+        start, cpu = time.perf_counter(), time.process_time()
+        report = store.ingest("wide", data, progress=timer)
+        wall, cpu = time.perf_counter() - start, time.process_time() - cpu
     finally:
-        store_module.validate = real_validate  # type: ignore[attr-defined]
-        ingest_module.online_rows, ingest_module.batch_id_of = real_rows, real_id
+        ingest_module.online_chunks = real_encode
     assert report.rows == rows and not report.duplicate
-    store.close()
+    close_store(store)
     return {
         "case": f"ingest {rows:,} rows x 10 floats" + ("" if online else ", offline only"),
         "rows": rows,
         "wall": wall,
-        "steps": steps,
+        "cpu": cpu,
+        "steps": {**timer.seconds, **encode},
+        "load": load,
     }
+
+
+def ingest_cases(rows: int, big: int, repeat: int) -> list[dict[str, Any]]:
+    """The median (by wall time) of ``repeat`` runs of each ingest case."""
+    data = big_table(rows)
+    cases = [(rows, True, data), (rows, False, data)]
+    if big:
+        cases.append((big, False, None))
+    out = []
+    for n, online, table in cases:
+        runs = []
+        for _ in range(repeat if n == rows else 1):
+            runs.append(ingest(n, online=online, data=table))
+            print(f"  {runs[-1]['case']}: {runs[-1]['wall']:.2f} s", file=sys.stderr)
+        runs.sort(key=lambda r: r["wall"])
+        out.append(runs[len(runs) // 2])
+    return out
 
 
 def main() -> None:
@@ -225,22 +261,29 @@ def main() -> None:
     parser.add_argument("--puts", type=int, default=5000)
     parser.add_argument("--unbuffered", type=int, default=200)
     parser.add_argument("--rows", type=int, default=1_000_000)
-    parser.add_argument("--repeat", type=int, default=3, help="runs of each buffered case")
+    parser.add_argument(
+        "--big-rows", type=int, default=10_000_000, help="rows of the offline-only run (0: none)"
+    )
+    parser.add_argument("--repeat", type=int, default=3, help="runs of each repeated case")
+    parser.add_argument("--ingest-only", action="store_true", help="skip the put_record cases")
     args = parser.parse_args()
 
-    puts = [put_unbuffered(args.unbuffered)]
-    for quiet in (False, True):  # the median run (by p50) of --repeat
-        runs = [put_buffered(args.puts, quiet=quiet) for _ in range(args.repeat)]
-        runs.sort(key=lambda r: quantile(r["latencies"], 0.5))
-        puts.append(runs[len(runs) // 2])
-    ingests = [ingest(args.rows, online=True), ingest(args.rows, online=False)]
+    puts = []
+    if not args.ingest_only:
+        puts.append(put_unbuffered(args.unbuffered))
+        for quiet in (False, True):  # the median run (by p50) of --repeat
+            runs = [put_buffered(args.puts, quiet=quiet) for _ in range(args.repeat)]
+            runs.sort(key=lambda r: quantile(r["latencies"], 0.5))
+            puts.append(runs[len(runs) // 2])
+    ingests = ingest_cases(args.rows, args.big_rows, args.repeat)
 
-    out = [
-        f"Machine: {platform.machine()}, Python {platform.python_version()}.",
-        "",
-        "| put_record | calls | calls/s | p50 (ms) | p99 (ms) | mean (ms) | records/s to offline |",
-        "|---|---:|---:|---:|---:|---:|---:|",
-    ]
+    out = [f"Machine: {platform.machine()}, Python {platform.python_version()}.", ""]
+    if puts:
+        out += [
+            "| put_record | calls | calls/s | p50 (ms) | p99 (ms) | mean (ms) "
+            "| records/s to offline |",
+            "|---|---:|---:|---:|---:|---:|---:|",
+        ]
     for r in puts:
         lat = r["latencies"]
         out.append(
@@ -250,16 +293,17 @@ def main() -> None:
         )
     out += [
         "",
-        "| ingest | wall (s) | rows/s | validate (s) | batch id (s) | Delta append (s) "
-        "| online rows (s) | online upsert (s) |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| ingest | wall (s) | rows/s | CPU (s) | validate (s) | batch id (s) "
+        "| Delta append (s) | online rows (s, overlapping) | online upsert (s) | load avg |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in ingests:
         s = r["steps"]
         out.append(
-            f"| {r['case']} | {r['wall']:.2f} | {r['rows'] / r['wall']:,.0f} | "
+            f"| {r['case']} | {r['wall']:.2f} | {r['rows'] / r['wall']:,.0f} | {r['cpu']:.2f} | "
             f"{s.get('validate', 0):.2f} | {s.get('batch id', 0):.2f} | "
-            f"{s.get('offline', 0):.2f} | {s.get('encode', 0):.2f} | {s.get('online', 0):.2f} |"
+            f"{s.get('write offline', 0):.2f} | {s.get('encode', 0):.2f} | "
+            f"{s.get('write online', 0):.2f} | {r['load']:.1f} |"
         )
     text = "\n".join(out) + "\n"
     print(text)

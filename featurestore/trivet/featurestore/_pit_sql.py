@@ -1,17 +1,21 @@
 """The DuckDB side of the point-in-time engine: one connection per call, SQL per group.
 
 :mod:`trivet.featurestore._pit` states the semantics and validates the inputs; this module
-reads a group's rows (parquet files or an Arrow table) into a private in-memory DuckDB
-database and runs the join strategies described there. Every identifier is quoted and
-every value inlined into SQL is an integer computed here, never text from a user.
+reads a group's rows (parquet files or an Arrow table) through a private connection to
+an in-memory DuckDB database (shared by the process's calls with the same settings: a
+connection's views and registered tables are its own) and runs the join strategies
+described there. Every identifier is quoted and every value inlined into SQL is an
+integer computed here, never text from a user.
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import shutil
 import tempfile
+import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
@@ -79,8 +83,76 @@ def quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+_MAX_DATABASES = 4  # cached DuckDB databases (one per threads / memory_limit pair)
+_databases: dict[tuple[int, int, str], tuple[duckdb.DuckDBPyConnection, str]] = {}
+_databases_lock = threading.Lock()
+_cleanup_registered: list[bool] = []
+
+
+def _open_database(threads: int, memory_limit: str) -> tuple[duckdb.DuckDBPyConnection, str]:
+    """Open an in-memory DuckDB database with a private spill directory."""
+    import duckdb
+
+    tmp = tempfile.mkdtemp(prefix="trivet-pit-")
+    try:
+        con = duckdb.connect(
+            ":memory:",
+            config={
+                "threads": threads,
+                "memory_limit": memory_limit,
+                "preserve_insertion_order": False,
+                "temp_directory": tmp,
+            },
+        )
+    except duckdb.Error as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise ValidationError(
+            f"DuckDB refused the settings threads={threads}, memory_limit={memory_limit!r}: {exc}",
+            hint="use e.g. memory_limit='4GB'",
+        ) from exc
+    with contextlib.suppress(duckdb.Error):  # footers are read 2-3 times per group
+        con.execute("SET parquet_metadata_cache = true")
+    return con, tmp
+
+
+def _close_databases() -> None:
+    """Close this process's cached databases and remove their spill directories."""
+    pid = os.getpid()
+    with _databases_lock:
+        mine = [key for key in _databases if key[0] == pid]  # not a forked parent's
+        closing = [_databases.pop(key) for key in mine]
+    for con, tmp in closing:
+        with contextlib.suppress(Exception):
+            con.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _shared_cursor(threads: int, memory_limit: str) -> duckdb.DuckDBPyConnection | None:
+    """A new connection to the process's cached database for these settings.
+
+    Opening a DuckDB database costs tens of milliseconds (more on the first one in a
+    process), so calls share one per ``(threads, memory_limit)``, opened on first use,
+    each through a connection of its own (``cursor()``): views and registered tables are
+    private to a connection, so concurrent calls do not see each other's. None when
+    ``_MAX_DATABASES`` settings are cached already: the caller then opens a private
+    database. Keyed by process id too: a forked child never uses its parent's database.
+    """
+    key = (os.getpid(), threads, memory_limit)
+    with _databases_lock:  # a DuckDB connection object is not thread-safe: cursor() here
+        found = _databases.get(key)
+        if found is None:
+            if sum(1 for k in _databases if k[0] == key[0]) >= _MAX_DATABASES:
+                return None
+            found = _databases[key] = _open_database(threads, memory_limit)
+            if not _cleanup_registered:
+                atexit.register(_close_databases)
+                _cleanup_registered.append(True)
+        return found[0].cursor()
+
+
 class Connection:
-    """A private in-memory DuckDB database for one call, with a private spill directory."""
+    """A private DuckDB connection for one call, to a database shared by calls with the
+    same settings (see :func:`_shared_cursor`), or to one of its own."""
 
     def __init__(self, *, threads: int | None, memory_limit: str) -> None:
         if threads is None:
@@ -91,38 +163,21 @@ class Connection:
         self.threads = threads
         self.memory_limit = memory_limit
         self.con: duckdb.DuckDBPyConnection | None = None
-        self.tmp: str | None = None
+        self.tmp: str | None = None  # the spill directory of a private database
 
     def __enter__(self) -> Connection:
-        import duckdb
-
-        self.tmp = tempfile.mkdtemp(prefix="trivet-pit-")
-        try:
-            self.con = duckdb.connect(
-                ":memory:",
-                config={
-                    "threads": self.threads,
-                    "memory_limit": self.memory_limit,
-                    "preserve_insertion_order": False,
-                    "temp_directory": self.tmp,
-                },
-            )
-        except duckdb.Error as exc:
-            shutil.rmtree(self.tmp, ignore_errors=True)
-            raise ValidationError(
-                f"DuckDB refused the settings threads={self.threads}, "
-                f"memory_limit={self.memory_limit!r}: {exc}",
-                hint="use e.g. memory_limit='4GB'",
-            ) from exc
-        with contextlib.suppress(duckdb.Error):  # footers are read 2-3 times per group
-            self.con.execute("SET parquet_metadata_cache = true")
+        self.con = _shared_cursor(self.threads, self.memory_limit)
+        if self.con is None:
+            self.con, self.tmp = _open_database(self.threads, self.memory_limit)
         return self
 
     def __exit__(self, *exc: object) -> None:
         if self.con is not None:
             self.con.close()
+            self.con = None
         if self.tmp is not None:
             shutil.rmtree(self.tmp, ignore_errors=True)
+            self.tmp = None
 
     def sql(self, query: str, what: str) -> pa.Table:
         import duckdb
@@ -314,6 +369,8 @@ class GroupRows:
         Returns the ranks, the smallest and greatest event times and the multiplier ``n``,
         such that ``(__ev - lo) * n + rank`` orders rows by ``(event_ts, __write_time,
         __batch)`` in 64 bits. ``None`` when there are no rows or the key would not fit.
+        The ranks are keyed by ``(__wt, __b)``, or by ``__wt`` alone when no two batches
+        share a write time (the usual case: then the join need not read ``__batch``).
         """
         import pyarrow as pa
         import pyarrow.compute as pc
@@ -329,10 +386,10 @@ class GroupRows:
         lo, hi = pc.min(versions["lo"]).as_py(), pc.max(versions["hi"]).as_py()
         if (hi - lo + 1) * n > ENCODE_MAX_KEY:
             return None
-        ranks = pa.table(
-            {"__wt": versions["__wt"], "__b": versions["__b"], "__r": pa.array(range(n))}
-        )
-        return ranks, lo, hi, n
+        columns = {"__wt": versions["__wt"], "__b": versions["__b"], "__r": pa.array(range(n))}
+        if pc.count_distinct(versions["__wt"]).as_py() == n:
+            del columns["__b"]  # one batch per write time: rank by it alone, read no __batch
+        return pa.table(columns), lo, hi, n
 
     def join(
         self,
@@ -373,12 +430,13 @@ class GroupRows:
         elif strategy == "asof":
             encoded = self._versions(rows)
             if encoded is not None:
-                ranks, lo, hi, n = encoded
+                ranks, lo, _, n = encoded
                 con.register("__ranks", ranks)
                 registered.append("__ranks")
                 order = f"(s.__ev - {lo}) * {n} + r.__r"
+                using = "__wt, __b" if "__b" in ranks.column_names else "__wt"
                 source = (
-                    f"(SELECT s.*, {order} AS __t FROM ({rows}) s JOIN __ranks r USING (__wt, __b))"
+                    f"(SELECT s.*, {order} AS __t FROM ({rows}) s JOIN __ranks r USING ({using}))"
                 )
             else:
                 source = (
@@ -394,13 +452,7 @@ class GroupRows:
                     f"ON e.__key = g.__key AND e.__ub >= g.__av{ttl}"
                 )
             elif encoded is not None:
-                # the greatest key with event time <= ub: (ub - lo) * n + (n - 1), clamped
-                # to [lo - 1, hi] so it cannot overflow
-                tq = f"(least(greatest(e.__ub, {lo - 1}), {hi}) - {lo}) * {n} + {n - 1}"
-                query = (
-                    f"WITH g AS {source} {select} FROM __ent e ASOF JOIN g "
-                    f"ON e.__key = g.__key AND {tq} >= g.__t{ttl}"
-                )
+                query = self._encoded_asof(rows, encoded, has_ttl=has_ttl, times=times)
             else:
                 query = (
                     f"WITH g AS (SELECT * FROM ({rows}) QUALIFY row_number() OVER "
@@ -417,6 +469,44 @@ class GroupRows:
         finally:
             for name in registered:
                 con.unregister(name)
+
+    def _encoded_asof(
+        self,
+        rows: str,
+        encoded: tuple[pa.Table, int, int, int],
+        *,
+        has_ttl: bool,
+        times: str,
+    ) -> str:
+        """The ASOF join on the packed ordering key ``__t = (__ev - lo) * n + rank``.
+
+        The join sorts both sides, so they carry as little as possible: tombstones are
+        nulled before the join (no ``__del``), and the entity's bounds are turned into
+        ordering keys first, so the TTL is checked on ``__t`` (no ``__ev``). ``__ev >=
+        lb`` is ``__t >= (lb - lo) * n`` because ``0 <= rank < n``; the entity's upper
+        key is the greatest with event time ``<= ub``, ``(ub - lo) * n + (n - 1)``. Both
+        bounds are clamped to ``[lo - 1, hi + 1]`` first, which changes no comparison and
+        keeps the products within 64 bits (``(hi - lo + 1) * n <= ENCODE_MAX_KEY``).
+        """
+        ranks, lo, hi, n = encoded
+        using = "__wt, __b" if "__b" in ranks.column_names else "__wt"
+        feats = "".join(
+            f", CASE WHEN s.__del THEN NULL ELSE s.__f{j} END AS __f{j}"
+            for j in range(len(self.source.features))
+        )
+        kept = ", s.__ev, s.__wt" if times else ""
+        g = (
+            f"SELECT s.__key, (s.__ev - {lo}) * {n} + r.__r AS __t{kept}{feats} "
+            f"FROM ({rows}) s JOIN __ranks r USING ({using})"
+        )
+        upper = f"(least(greatest(__ub, {lo - 1}), {hi + 1}) - {lo}) * {n} + {n - 1}"
+        lower = f", (least(greatest(__lb, {lo - 1}), {hi + 1}) - {lo}) * {n} AS __tl"
+        e = f"SELECT __row, __key, {upper} AS __tq{lower if has_ttl else ''} FROM __ent"
+        out = "".join(f", g.__f{j}" for j in range(len(self.source.features)))
+        return (
+            f"WITH g AS ({g}), e AS ({e}) SELECT e.__row{times}{out} FROM e ASOF JOIN g "
+            f"ON e.__key = g.__key AND e.__tq >= g.__t{' WHERE g.__t >= e.__tl' if has_ttl else ''}"
+        )
 
     def _empty(self) -> pa.Table:
         import pyarrow as pa

@@ -197,10 +197,20 @@ def ingest(
     max_workers: Annotated[
         int | None, typer.Option("--max-workers", help="Threads for validation.")
     ] = None,
+    no_progress: Annotated[
+        bool, typer.Option("--no-progress", help="Draw no progress bars.")
+    ] = False,
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """Validate FILE against group NAME and write it (offline and online)."""
-    report = _store(ctx).ingest(name, file, max_workers=max_workers)
+    """Validate FILE against group NAME and write it (offline and online).
+
+    A large file (16 MiB or more) gets progress bars on stderr, a line per step, when
+    stderr is a terminal (not with --json or --no-progress).
+    """
+    quiet = as_json or no_progress
+    report = _store(ctx).ingest(
+        name, file, max_workers=max_workers, progress=False if quiet else "auto"
+    )
     if as_json:
         emit_json(report)
         return

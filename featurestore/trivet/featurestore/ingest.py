@@ -27,7 +27,8 @@ batch. Then, in this order:
    seen that transaction; Delta itself refuses a second concurrent commit of it.
 2. *Online*: per record, the batch's latest row is upserted where its event time is
    newer than the stored one (equal: the later write wins); older rows go offline only.
-   The upsert is idempotent.
+   The upsert is idempotent, applied per key, 100,000 records per store write; the
+   rows are encoded while the Delta append runs, but written only after it committed.
 3. *Catalog*: the ``feature_batches`` row and the audit row, in one transaction.
 
 The catalog row says "this batch is complete"; a batch that has one is skipped
@@ -46,18 +47,20 @@ import datetime as dt
 import hashlib
 import math
 import os
+import queue
 import sys
-from collections.abc import Callable, Mapping, Sequence
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from trivet.errors import NotFound, ValidationError
-from trivet.featurestore._codec import Codec, to_us
+from trivet.featurestore._codec import Codec, LatestColumns, all_distinct, to_us
+from trivet.featurestore._progress import ProgressFn, quiet
 from trivet.featurestore.definitions import Dtype, FeatureGroup
 from trivet.featurestore.errors import IngestValidationError, RowProblem
-from trivet.featurestore.online._base import OnlineRow
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -65,11 +68,20 @@ if TYPE_CHECKING:
 
     from trivet.featurestore.store import FeatureStore
 
-__all__ = ["IngestReport", "batch_id_of", "load", "validate", "validate_record", "write_batch"]
+__all__ = [
+    "IngestReport",
+    "batch_id_of",
+    "ingest_data",
+    "load",
+    "validate",
+    "validate_record",
+    "write_batch",
+]
 
 _PARALLEL_ROWS = 50_000  # below this, one thread validates: threads would cost more
 _CHUNK = 4096  # rows per slice when looking for the bad values of a column
 _IPC_BATCH = 65_536
+_ONLINE_CHUNK = 100_000  # records per online-store write (a transaction each)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -535,6 +547,8 @@ def _duplicates(group: FeatureGroup, arrays: Mapping[str, pa.Array | None]) -> l
 
     rid, et = arrays[group.record_id], arrays[group.event_time]
     assert rid is not None and et is not None
+    if all_distinct(rid):  # the usual batch: one row per record
+        return []
     keys = pa.table({"r": rid, "e": et})
     if keys.group_by(["r", "e"]).aggregate([]).num_rows == keys.num_rows:
         return []
@@ -553,14 +567,53 @@ def _duplicates(group: FeatureGroup, arrays: Mapping[str, pa.Array | None]) -> l
 
 
 # -- writing a batch ---------------------------------------------------------------------
+def ingest_data(
+    store: FeatureStore,
+    group: FeatureGroup,
+    data: object,
+    *,
+    max_workers: int | None = None,
+    progress: ProgressFn = quiet,
+) -> IngestReport:
+    """Load, validate and write a batch (see :meth:`FeatureStore.ingest`), step by step.
+
+    ``progress`` is told each step (see :mod:`trivet.featurestore._progress`).
+    """
+    if isinstance(data, str | os.PathLike):
+        progress("read", 0, 0)
+        loaded = load(data, group)
+        n = _rows(loaded)
+        progress("read", n, n)
+    else:
+        loaded = load(data, group)
+        n = _rows(loaded)
+    progress("validate", 0, n)
+    table = validate(group, loaded, max_workers=max_workers)
+    progress("validate", n, n)
+    return write_batch(store, group, table, action="feature:ingest", progress=progress)
+
+
+def _rows(data: pd.DataFrame | pa.Table) -> int:
+    import pyarrow as pa
+
+    return int(data.num_rows) if isinstance(data, pa.Table) else len(data)
+
+
 def write_batch(
-    store: FeatureStore, group: FeatureGroup, table: pa.Table, *, action: str
+    store: FeatureStore,
+    group: FeatureGroup,
+    table: pa.Table,
+    *,
+    action: str,
+    progress: ProgressFn = quiet,
 ) -> IngestReport:
     """Write a validated batch offline, online and to the catalog, exactly once.
 
     The steps and the recovery are in this module's docstring. A batch's id is its
     content's digest, so ingesting the same batch again is a no-op. (Single-record
     writes go through the write buffer instead: :mod:`trivet.featurestore.buffer`.)
+    The online rows are encoded in a second thread while the Delta append runs (both
+    spend their time outside the GIL), and written once the append has committed.
     """
     import sqlalchemy as sa
 
@@ -569,6 +622,7 @@ def write_batch(
     from trivet.platform.catalog.schema import feature_batches
 
     rows = table.num_rows
+    progress("batch id", 0, rows)
     batch_id = batch_id_of(group, table, kind="rows")
     records = distinct_records(group, table)
     with store._s.catalog.read() as conn:
@@ -578,6 +632,7 @@ def write_batch(
                 feature_batches.c.batch_id == batch_id,
             )
         ).first()
+    progress("batch id", rows, rows)
     if done is not None or rows == 0:
         written = as_utc(done.write_time) if done is not None else None
         return IngestReport(
@@ -592,11 +647,15 @@ def write_batch(
     write_time = now_utc()
     version: int | None = None
     recovered = False
-    if group.offline:
-        result = store.offline.append(group, table, batch_id=batch_id, write_time=write_time)
-        write_time, version, recovered = result.write_time, result.version, result.already
-    if group.online:
-        store.online.write(group.id, online_rows(group, table, write_time, deleted=False))
+    with _Encoder(group, table, online=group.online) as encoded:
+        if group.offline:
+            progress("write offline", 0, rows)
+            result = store.offline.append(group, table, batch_id=batch_id, write_time=write_time)
+            write_time, version, recovered = result.write_time, result.version, result.already
+            progress("write offline", rows, rows)
+        if group.online:
+            _write_online(store, group, encoded, to_us(write_time), records, progress)
+    progress("record", 0, rows)
     with store._s.catalog.write() as conn:
         exists = conn.execute(
             sa.select(feature_batches.c.batch_id).where(
@@ -627,6 +686,7 @@ def write_batch(
                 "recovered": recovered,
             },
         )
+    progress("record", rows, rows)
     return IngestReport(
         group=group.name,
         batch_id=batch_id,
@@ -636,6 +696,68 @@ def write_batch(
         write_time=write_time,
         duplicate=exists is not None,
     )
+
+
+def _write_online(
+    store: FeatureStore,
+    group: FeatureGroup,
+    encoded: _Encoder,
+    write_time_us: int,
+    records: int,
+    progress: ProgressFn,
+) -> None:
+    """Upsert a batch's online rows, a chunk (a store write) at a time, as encoded."""
+    progress("write online", 0, records)
+    done = 0
+    for chunk in encoded:
+        store.online.write(group.id, chunk.rows(write_time_us))
+        done += len(chunk)
+        progress("write online", done, records)
+
+
+class _Encoder:
+    """Encodes a batch's online rows in a thread of its own, a chunk at a time.
+
+    Started on entering (with ``online``), while the caller appends the batch offline
+    (both spend their time outside the GIL); iterating yields the chunks in key order
+    as they are ready, then re-raises the encoder's error if it had one. Leaving stops
+    the thread after its current chunk.
+    """
+
+    def __init__(self, group: FeatureGroup, table: pa.Table, *, online: bool) -> None:
+        self._group, self._table, self._online = group, table, online
+        self._chunks: queue.SimpleQueue[LatestColumns | None] = queue.SimpleQueue()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+
+    def __enter__(self) -> _Encoder:
+        if self._online:
+            self._thread = threading.Thread(target=self._run, name="trivet-encode", daemon=True)
+            self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        try:
+            for chunk in online_chunks(self._group, self._table):
+                if self._stop.is_set():
+                    return
+                self._chunks.put(chunk)
+        except BaseException as exc:  # handed to the caller, re-raised in its thread
+            self._error = exc
+        finally:
+            self._chunks.put(None)
+
+    def __iter__(self) -> Iterator[LatestColumns]:
+        while (chunk := self._chunks.get()) is not None:
+            yield chunk
+        if self._error is not None:
+            raise self._error
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
 
 
 # -- identity of a batch ---------------------------------------------------------------
@@ -673,11 +795,17 @@ def distinct_records(group: FeatureGroup, table: pa.Table) -> int:
     """Return how many distinct record ids the table holds."""
     import pyarrow.compute as pc
 
-    return int(pc.count_distinct(table[group.record_id]).as_py()) if table.num_rows else 0
+    column = table[group.record_id]
+    if all_distinct(column):
+        return int(table.num_rows)
+    return int(pc.count_distinct(column).as_py())
 
 
-def online_rows(
-    group: FeatureGroup, table: pa.Table, write_time: dt.datetime, *, deleted: bool
-) -> list[OnlineRow]:
-    """Return the online rows of a validated batch (latest row per record)."""
-    return Codec(group).latest_rows(table, to_us(write_time), deleted=deleted)
+def online_chunks(
+    group: FeatureGroup, table: pa.Table, *, deleted: bool = False
+) -> Iterator[LatestColumns]:
+    """Yield the latest row of each record of a validated batch, encoded, by key.
+
+    :data:`_ONLINE_CHUNK` records at a time (see :meth:`Codec.latest_chunks`).
+    """
+    return Codec(group).latest_chunks(table, deleted=deleted, rows=_ONLINE_CHUNK)

@@ -45,6 +45,7 @@ import sqlalchemy as sa
 from trivet.errors import AlreadyExists, TrivetError, ValidationError
 from trivet.featurestore import records
 from trivet.featurestore._codec import Codec, record_key
+from trivet.featurestore._progress import ProgressArg, progress_for
 from trivet.featurestore.buffer import Flusher, RecordBuffer, Writer, flush_groups
 from trivet.featurestore.definitions import (
     Dtype,
@@ -53,7 +54,7 @@ from trivet.featurestore.definitions import (
     FeatureGroupSpec,
 )
 from trivet.featurestore.errors import FeatureGroupNotFound
-from trivet.featurestore.ingest import IngestReport, load, validate, write_batch
+from trivet.featurestore.ingest import IngestReport, ingest_data
 from trivet.featurestore.offline import DeltaOfflineStore
 from trivet.featurestore.online import OnlineStore, open_online_store
 from trivet.platform.catalog import now_utc
@@ -643,6 +644,7 @@ class FeatureStore:
         data: pd.DataFrame | pa.Table | str | os.PathLike[str],
         *,
         max_workers: int | None = None,
+        progress: ProgressArg = False,
     ) -> IngestReport:
         """Validate a batch, then write it offline and online, exactly once.
 
@@ -652,14 +654,24 @@ class FeatureStore:
             name: the feature group.
             data: a pandas DataFrame, a pyarrow Table, or a path to a .parquet/.csv file.
             max_workers: threads validating columns at once (large batches only).
+            progress: ``False`` (default): quiet. ``"auto"``: progress bars on stderr if
+                it is a terminal and the batch is large (100,000 rows, or a 16 MiB
+                file); ``True``: on a terminal, whatever the size. A callable is called
+                as ``progress(step, rows_done, rows_in_step)`` when each step starts
+                (0 done), ends, and in between where it counts rows; the steps are
+                ``read`` (a file), ``validate``, ``batch id``, ``write offline``,
+                ``write online``, ``record``.
 
         Raises:
             IngestValidationError: the batch has problems (all listed); nothing was written.
         """
         self._require("feature:write", name)
         group, _ = self._load(name)
-        table = validate(group, load(data, group), max_workers=max_workers)
-        return write_batch(self, group, table, action="feature:ingest")
+        report, close = progress_for(progress, data)
+        try:
+            return ingest_data(self, group, data, max_workers=max_workers, progress=report)
+        finally:
+            close()
 
     def put_record(self, name: str, record: Mapping[str, Any]) -> IngestReport:
         """Validate and write one record: durably buffered, online at once, offline soon.

@@ -16,9 +16,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Protocol, overload, runtime_checkable
 
-__all__ = ["OnlineRow", "OnlineStore"]
+__all__ = ["OnlineBatch", "OnlineRow", "OnlineStore"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +36,55 @@ class OnlineRow:
     event_time: int
     write_time: int
     payload: bytes | None
+
+
+class OnlineBatch(Sequence[OnlineRow]):
+    """Many rows with one write time, held as columns: what a batch ingest writes.
+
+    A sequence of :class:`OnlineRow` like any other (a row is built when it is looked
+    at), so every store accepts it; a store may read the columns instead, and skip
+    building a million row objects.
+
+    Args:
+        keys: the record ids, as text.
+        event_times: each row's event time, microseconds since the Unix epoch (UTC).
+        write_time: the write time of every row.
+        payloads: each row's payload (None: a tombstone).
+    """
+
+    __slots__ = ("event_times", "keys", "payloads", "write_time")
+
+    def __init__(
+        self,
+        keys: Sequence[str],
+        event_times: Sequence[int],
+        write_time: int,
+        payloads: Sequence[bytes | None],
+    ) -> None:
+        if not len(keys) == len(event_times) == len(payloads):
+            raise ValueError("an OnlineBatch needs as many event times and payloads as keys")
+        self.keys = keys
+        self.event_times = event_times
+        self.write_time = write_time
+        self.payloads = payloads
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    @overload
+    def __getitem__(self, index: int) -> OnlineRow: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> OnlineBatch: ...
+
+    def __getitem__(self, index: int | slice) -> OnlineRow | OnlineBatch:
+        if isinstance(index, slice):
+            return OnlineBatch(
+                self.keys[index], self.event_times[index], self.write_time, self.payloads[index]
+            )
+        return OnlineRow(
+            self.keys[index], self.event_times[index], self.write_time, self.payloads[index]
+        )
 
 
 @runtime_checkable
