@@ -34,11 +34,9 @@ locked exclusively; the lock dies with its process), then:
 3. re-applies the rows to the online store (a no-op unless a writer died between its
    buffer commit and its online write);
 4. records the batch in the catalog (``feature_batches``) and audits it, in one
-   catalog transaction: one audit row per principal and action in the micro-batch,
-   naming the principal, listing the ids of its writes (``put_record`` returns its
-   write's id as ``batch_id``) and their first and last write times. Audit rows are
-   aggregated per micro-batch because one costs milliseconds to append (hash chain,
-   write lock) — ten times the buffered write itself;
+   catalog transaction: one audit row per write, naming its principal, its id
+   (``put_record`` returns it as ``batch_id``) and write time — appended together
+   (:func:`trivet.platform.audit.append_many`), a few microseconds each;
 5. deletes the batch's rows from the buffer.
 
 A process killed anywhere in 1–5 leaves a claimed batch; the next flush completes it
@@ -363,13 +361,14 @@ def flush_groups(store: FeatureStore, group_ids: Sequence[str] | None, *, wait: 
     with buffer.flush_lock(wait=wait) as held:
         if not held:
             return 0
+        for group_id in pending:  # before the cut: writes after it count for the next
+            store._flushed(group_id)
         up_to = buffer.last_seq()
         for group_id in pending:
             for left in buffer.claimed(group_id):  # left by a flush that died
                 flushed += _complete(store, group_id, left, recovered=True)
             while (batch := buffer.claim(group_id, up_to=up_to)) is not None:
                 flushed += _complete(store, group_id, batch, recovered=False)
-            store._flushed(group_id)
     return flushed
 
 
@@ -429,9 +428,9 @@ def _record(
 ) -> bool:
     """Record the micro-batch and its audit rows, once; False if the group is gone.
 
-    One audit row per principal and action in the micro-batch (not one per write: an
-    audit append costs milliseconds, ten times the write), listing the writes' ids in
-    the order they were made; a soft delete's row also names the records by digest.
+    One audit row per write, in the order they were made (appended together: a few
+    microseconds each), naming its principal, its id and write time and the micro-batch
+    it landed in; a soft delete's row also names the record by digest.
     """
     from trivet.platform import audit
     from trivet.platform.catalog import now_utc
@@ -464,37 +463,38 @@ def _record(
                 created_by=rows[0].writer.actor_id,
             )
         )
-        groups: dict[tuple[Writer, str], list[BufferedRow]] = {}
+        events = []
         for r in rows:
-            groups.setdefault((r.writer, r.action), []).append(r)
-        for (writer, action), mine in groups.items():
             detail: dict[str, Any] = {
                 "batch": batch,
-                "rows": len(rows),
-                "writes": [r.write_id for r in mine],
-                "first_written_at": from_us(mine[0].row.write_time).isoformat(),
-                "last_written_at": from_us(mine[-1].row.write_time).isoformat(),
+                "write": r.write_id,
+                "written_at": from_us(r.row.write_time).isoformat(),
                 "offline_version": version,
                 "recovered": recovered,
             }
-            if action == "feature:delete_record":  # as before: which records, by digest
-                detail["records_sha256"] = [
-                    hashlib.sha256(f"{group.id}\0{r.row.key}".encode()).hexdigest() for r in mine
-                ]
-            audit.append(
-                conn,
-                actor=writer.actor,
-                actor_id=writer.actor_id,
-                on_behalf_of=writer.on_behalf_of,
-                run_id=writer.run_id,
-                action=action,
-                resource=group.resource,
-                detail=detail,
+            if r.action == "feature:delete_record":  # as before: which record, by digest
+                detail["record_sha256"] = hashlib.sha256(
+                    f"{group.id}\0{r.row.key}".encode()
+                ).hexdigest()
+            events.append(
+                audit.Event(
+                    actor=r.writer.actor,
+                    actor_id=r.writer.actor_id,
+                    on_behalf_of=r.writer.on_behalf_of,
+                    run_id=r.writer.run_id,
+                    action=r.action,
+                    resource=group.resource,
+                    detail=detail,
+                )
             )
+        audit.append_many(conn, events)
     return True
 
 
 # -- the background flusher ----------------------------------------------------------------
+_RECHECK_S = 1.0
+
+
 class Flusher:
     """Flush a store's buffered groups by count and by age, from a daemon thread.
 
@@ -544,8 +544,11 @@ class Flusher:
 
     def _run(self) -> None:
         idle = 0
+        waiting = False  # rows were left waiting by the last pass
         while not self._stop.is_set():
-            self._wake.wait(self.period)
+            # Rows left waiting (not yet due, or another flush held the lock) are looked
+            # at again within a second, whatever the period: a wake-up can be missed.
+            self._wake.wait(min(self.period, _RECHECK_S) if waiting else self.period)
             self._wake.clear()
             if self._stop.is_set():
                 return
@@ -569,8 +572,8 @@ class Flusher:
                     or p.rows >= self.rows
                     or now - p.oldest_write_us >= self.seconds * 1_000_000
                 ]
-                if due:
-                    flush_groups(self.store, due, wait=False)
+                flushed = flush_groups(self.store, due, wait=False) if due else 0
+                waiting = flushed == 0 or len(due) < len(pending)
             except Exception:
                 log.warning("flushing the write buffer failed; will retry", exc_info=True)
                 with self._lock:

@@ -239,7 +239,7 @@ class FeatureStore:
                 flusher.ensure()
 
     def _flushed(self, group_id: str) -> None:
-        """Note that the group's buffered writes up to now reached the offline table."""
+        """Note that a flush of the group's buffered writes up to now began: count anew."""
         with self._counting:
             self._unflushed.pop(group_id, None)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -22,7 +22,17 @@ from trivet.platform.catalog import Catalog, now_utc
 from trivet.platform.catalog._catalog import as_utc
 from trivet.platform.catalog.schema import audit_head, audit_log
 
-__all__ = ["GENESIS", "AuditEntry", "Outcome", "Verification", "append", "entries", "verify"]
+__all__ = [
+    "GENESIS",
+    "AuditEntry",
+    "Event",
+    "Outcome",
+    "Verification",
+    "append",
+    "append_many",
+    "entries",
+    "verify",
+]
 
 GENESIS = "0" * 64
 Outcome = Literal["ok", "denied", "failed"]
@@ -102,6 +112,58 @@ def append(
     conn.execute(_INSERT, {**row, "prev_hash": prev, "hash": digest})
     conn.execute(_MOVE, {"b_seq": seq, "b_hash": digest})
     return seq
+
+
+@dataclass(frozen=True, kw_only=True)
+class Event:
+    """One audit row to append (see :func:`append_many`)."""
+
+    actor: str
+    actor_id: str | None
+    action: str
+    resource: str
+    outcome: Outcome = "ok"
+    detail: Mapping[str, Any] | None = None
+    on_behalf_of: str | None = None
+    run_id: str | None = None
+
+
+def append_many(conn: Connection, events: Sequence[Event]) -> None:
+    """Append rows inside the caller's write transaction: one head read, one insert.
+
+    The same chain as :func:`append` row by row (each row hashes the one before), at a
+    fraction of the cost per row: what lets a feature store's flush audit each buffered
+    write on its own.
+    """
+    if not events:
+        return
+    head = conn.execute(_HEAD).first()
+    if head is None:
+        conn.execute(sa.insert(audit_head).values(id=1, seq=0, hash=GENESIS))
+        seq, prev = 0, GENESIS
+    else:
+        seq, prev = int(head.seq), str(head.hash)
+    ts = now_utc()
+    rows = []
+    for event in events:
+        seq += 1
+        row: dict[str, Any] = {
+            "seq": seq,
+            "ts": ts,
+            "actor": event.actor,
+            "actor_id": event.actor_id,
+            "on_behalf_of": event.on_behalf_of,
+            "run_id": event.run_id,
+            "action": event.action[:64],
+            "resource": event.resource[:512],
+            "outcome": event.outcome,
+            "detail": json.loads(json.dumps(dict(event.detail or {}), default=str)),
+        }
+        digest = _chain(prev, row)
+        rows.append({**row, "prev_hash": prev, "hash": digest})
+        prev = digest
+    conn.execute(_INSERT, rows)
+    conn.execute(_MOVE, {"b_seq": seq, "b_hash": prev})
 
 
 # Built once: a statement made per row (``.values(**row)``) cost ~0.3 ms in SQLAlchemy's
