@@ -27,15 +27,14 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from trivet.errors import IntegrityError, TrivetError
-from trivet.pipelines._approval import Approval, render, request_row, to_approval
+from trivet.pipelines import _engine_approvals, _engine_records
 from trivet.pipelines._capture import capturing
+from trivet.pipelines._engine_approvals import APPROVAL_POLL
 from trivet.pipelines._expr import Expr, Get, Output, ParamRef, evaluate, exprs_in
-from trivet.pipelines._outputs import Stored, load_output, store_output
+from trivet.pipelines._outputs import Stored, load_output
 from trivet.pipelines._records import (
     HEARTBEAT,
-    LOG_LIMIT,
     ExecutionStatus,
-    StepRun,
     StepStatus,
 )
 from trivet.pipelines._source import function_id
@@ -59,22 +58,14 @@ from trivet.pipelines.executors._attempt import (
     run_step,
 )
 from trivet.platform.artifacts._base import blob_key
-from trivet.platform.artifacts._entries import insert_entry
 from trivet.platform.catalog import now_utc
 from trivet.platform.catalog._catalog import as_utc
 from trivet.platform.catalog.schema import (
     artifact_entries,
     artifacts,
-    pipeline_approvals,
     pipeline_cache,
-    pipeline_executions,
-    pipeline_step_runs,
-    tokens,
 )
-from trivet.platform.identity import redact
 from trivet.platform.lineage import Node as LineageNode
-from trivet.platform.lineage import insert_new_edges
-from trivet.platform.permissions import bump_epoch
 
 if TYPE_CHECKING:
     from trivet.pipelines.dag import Dag, Node
@@ -85,9 +76,6 @@ __all__ = ["APPROVAL_POLL", "FLUSH_INTERVAL", "Engine", "RunPlan"]
 
 FLUSH_INTERVAL = 0.2
 """Seconds a record may wait in the buffer before it is written."""
-APPROVAL_POLL = 0.5
-"""Seconds between looks at the catalog while an approval step waits for a decision."""
-_APPROVAL_CODE = CodeFingerprint(code="trivet.pipelines:approval/1", deps={}, packages={})
 log = logging.getLogger("trivet.pipelines")
 _UNSET: Any = object()
 _TERMINAL = frozenset(
@@ -144,6 +132,20 @@ class _CacheEntry:
 
 class Engine:
     """Runs one execution (create it with :meth:`Pipelines.run`)."""
+
+    # approval steps: trivet.pipelines._engine_approvals
+    _approval_key = _engine_approvals.approval_key
+    _ask = _engine_approvals.ask
+    _poll_approvals = _engine_approvals.poll_approvals
+    _decided = _engine_approvals.decided
+    # records: trivet.pipelines._engine_records
+    _cache_row = _engine_records.cache_row
+    _lineage = _engine_records.lineage
+    _inputs_lineage = _engine_records.inputs_lineage
+    _step_row = _engine_records.step_row
+    flush = _engine_records.flush
+    _pending_records = _engine_records.pending_records
+    step_runs = _engine_records.step_runs
 
     def __init__(
         self,
@@ -656,254 +658,6 @@ class Engine:
             if self.state[name].status is StepStatus.RUNNING:
                 self._submit(name)
 
-    # -- approvals -------------------------------------------------------------------------------
-    def _approval_key(self, node: Node) -> CacheKey | None:
-        """Return the key a retry finds an approval's decision by (never in the cache)."""
-        assert node.approval is not None
-        try:
-            params, inputs = self._key_parts(node)
-        except Unhashable:
-            return None
-        params["__message__"] = node.message
-        params["__on_reject__"] = node.approval.on_reject
-        return make_key(
-            function="trivet.pipelines:approval", code=_APPROVAL_CODE, params=params, inputs=inputs
-        )
-
-    def _ask(self, node: Node) -> None:
-        """Reach an approval step: reuse the retried execution's decision, or ask for one."""
-        assert node.approval is not None
-        name = node.name
-        st = self.state[name]
-        st.started = now_utc()
-        st.key = key = self._approval_key(node)
-        reused = self.plan.reuse.get(key.digest) if key is not None else None
-        if reused is not None and (reused.digest is None or self._usable(reused.digest) is None):
-            st.stored, st.hit = reused, True
-            st.note = "hit: the decision of the execution being retried"
-            if reused.digest is not None:
-                self.links.append((reused.digest, name))
-                self._lineage(name, reused, produced=False)
-            self._finish(name, StepStatus.SUCCEEDED)
-            return
-        if self.mode[name] == "cache_only":
-            self._finish(
-                name,
-                StepStatus.FAILED,
-                error=f"the approval step {name!r} is decided by a person, so {self.plan.only!r} "
-                "cannot run alone on it",
-            )
-            return
-        values = {k: evaluate(v, self._resolve) for k, v in node.args.items()}
-        row = request_row(
-            execution_id=self.eid,
-            project=self.project,
-            pipeline=self.dag.pipeline,
-            step=name,
-            message=render(node.message, values),
-            spec=node.approval,
-        )
-        self.requests.append(row)
-        st.status = StepStatus.WAITING
-        st.note = "waiting for a decision"
-        self.dirty.add(name)
-        self.approvals[name] = time.monotonic() + node.approval.timeout
-        self.next_poll = time.monotonic() + APPROVAL_POLL
-        self.flush()  # approvers see the request and the step waiting at once, together
-        log.warning(
-            "execution %s waits for a decision on its approval step %r: %s — decide with "
-            "`trivet pipelines approve %s %s` (or `reject`)",
-            self.eid,
-            name,
-            row["message"],
-            self.eid,
-            name,
-        )
-
-    def _poll_approvals(self) -> None:
-        """Take the decisions given since the last look; fail approvals past their timeout."""
-        if not self.approvals or time.monotonic() < self.next_poll:
-            return
-        self.next_poll = time.monotonic() + APPROVAL_POLL
-        t = pipeline_approvals
-        with self.catalog.read() as conn:
-            rows = conn.execute(
-                sa.select(t).where(
-                    t.c.execution_id == self.eid,
-                    t.c.step.in_(sorted(self.approvals)),
-                    t.c.decision.is_not(None),
-                )
-            ).all()
-        for row in rows:
-            self._decided(to_approval(row))
-        now = time.monotonic()
-        expired = sorted(n for n, end in self.approvals.items() if end <= now)
-        if not expired:
-            return
-        with self.catalog.write() as conn:
-            for name in expired:
-                changed = conn.execute(
-                    sa.update(t)
-                    .where(t.c.execution_id == self.eid, t.c.step == name, t.c.decision.is_(None))
-                    .values(decision="expired", decided_at=now_utc())
-                ).rowcount
-                if changed:
-                    del self.approvals[name]
-                    timeout = self.dag.nodes[name].approval.timeout  # type: ignore[union-attr]
-                    self._finish(
-                        name,
-                        StepStatus.FAILED,
-                        error=f"no decision within the approval step's timeout of {timeout:g} s",
-                    )
-                else:  # decided just now: take it at the next look
-                    self.next_poll = 0.0
-
-    def _decided(self, decision: Approval) -> None:
-        name = decision.step
-        if self.approvals.pop(name, _UNSET) is _UNSET:
-            return
-        spec = self.dag.nodes[name].approval
-        assert spec is not None
-        st = self.state[name]
-        who = decision.decided_by or "nobody"
-        st.note = f"{decision.decision} by {who}"
-        if decision.decision != "approved" and spec.on_reject == "fail":
-            self._finish(
-                name,
-                StepStatus.FAILED,
-                error=f"{decision.decision} by {who}"
-                + (f": {decision.comment}" if decision.comment else ""),
-            )
-            return
-        try:
-            st.value, st.stored = store_output(
-                self.s, decision.output(), folder=self.folder, step=name
-            )
-        except TrivetError as exc:
-            self._finish(name, StepStatus.FAILED, error=f"{type(exc).__name__}: {exc}")
-            return
-        self._lineage(name, st.stored, produced=True)
-        self._finish(name, StepStatus.SUCCEEDED)
-
-    # -- records ------------------------------------------------------------------------------
-    def _cache_row(self, name: str, key: CacheKey, stored: Stored) -> dict[str, Any]:
-        node = self.dag.nodes[name]
-        assert node.step is not None
-        return {
-            "project": self.project,
-            "key": key.digest,
-            "step": name,
-            "function": function_id(node.step.fn),
-            "components": dict(key.components),
-            "output_digest": stored.digest,
-            "output_kind": stored.kind,
-            "execution_id": self.eid,
-            "created_at": now_utc(),
-        }
-
-    def _lineage(self, name: str, stored: Stored, *, produced: bool) -> None:
-        if stored.digest is None:
-            return
-        artifact = LineageNode(kind="artifact", id=stored.digest)
-        execution = LineageNode(kind="execution", id=self.folder)
-        step_node = LineageNode(kind="step", id=f"{self.folder}/{name}")
-        self.edges.append((execution, artifact, "produced" if produced else "reused"))
-        self.edges.append((step_node, artifact, "output"))
-
-    def _inputs_lineage(self) -> None:
-        """Add artifact → step edges for every step that ran on upstream artifacts."""
-        for name, st in self.state.items():
-            if st.status is not StepStatus.SUCCEEDED or st.hit:
-                continue
-            for dep in sorted(self.dag.graph.predecessors(name)):
-                stored = self.state[dep].stored
-                if stored is not None and stored.digest is not None:
-                    self.edges.append(
-                        (
-                            LineageNode(kind="artifact", id=stored.digest),
-                            LineageNode(kind="step", id=f"{self.folder}/{name}"),
-                            "input",
-                        )
-                    )
-
-    def _step_row(self, name: str) -> dict[str, Any]:
-        st = self.state[name]
-        logs = redact(st.logs if len(st.logs) <= LOG_LIMIT else st.logs[-LOG_LIMIT:])
-        return {
-            "b_eid": self.eid,
-            "b_step": name,
-            "status": st.status.value,
-            "attempts": st.attempts,
-            "cache_hit": st.hit,
-            "cache_key": st.key.digest if st.key is not None else None,
-            "cache_note": st.note,
-            "output_digest": st.stored.digest if st.stored is not None else None,
-            "output_kind": st.stored.kind if st.stored is not None else None,
-            "started_at": st.started,
-            "ended_at": st.ended,
-            "logs": logs,
-            "error": redact(st.error) if st.error else st.error,
-            "traceback": redact(st.tb) if st.tb else st.tb,
-        }
-
-    def flush(self, *, status: ExecutionStatus | None = None, error: str | None = None) -> None:
-        """Write the buffered records (and, with ``status``, end the execution)."""
-        rows = [self._step_row(n) for n in sorted(self.dirty)]
-        now = now_utc()
-        with self.catalog.write() as conn:
-            if rows:
-                conn.execute(_UPDATE_STEPS, rows)
-            if self.cache_rows:  # a key written again (refresh) replaces its entry
-                keys = sorted({row["key"] for row in self.cache_rows})
-                conn.execute(_DELETE_CACHED, {"b_project": self.project, "b_keys": keys})
-                unique = {row["key"]: row for row in self.cache_rows}
-                conn.execute(_INSERT_CACHED, list(unique.values()))
-            if self.bad_keys:
-                keys = sorted(self.bad_keys)
-                conn.execute(_DELETE_CACHED, {"b_project": self.project, "b_keys": keys})
-            if self.requests:
-                conn.execute(sa.insert(pipeline_approvals), self.requests)
-            for digest, name in self.links:
-                insert_entry(self.s, conn, folder=self.folder, digest=digest, label=name)
-            # every edge touches this execution's own node or steps: new by construction,
-            # once those of earlier flushes (two steps may output equal bytes) are left out
-            fresh = [e for e in self.edges if e not in self.edges_written]
-            insert_new_edges(self.s, conn, fresh)
-            self.edges_written.update(fresh)
-            if status is None:
-                conn.execute(_HEARTBEAT, {"b_id": self.eid, "heartbeat_at": now})
-            else:
-                conn.execute(
-                    _END,
-                    {
-                        "b_id": self.eid,
-                        "heartbeat_at": now,
-                        "status": status.value,
-                        "ended_at": now,
-                        "error": error,
-                    },
-                )
-                if self.run_token_id is not None:
-                    conn.execute(_REVOKE, {"b_id": self.run_token_id, "revoked_at": now})
-                    bump_epoch(conn, self.catalog, tokens_only=True)
-                self.s.record(
-                    conn,
-                    action="pipeline:finish",
-                    resource=f"{self.project}/pipelines/{self.dag.pipeline}",
-                    outcome="ok" if status is ExecutionStatus.SUCCEEDED else "failed",
-                    detail={"execution": self.eid, "status": status.value},
-                )
-        self.dirty.clear()
-        self.requests.clear()
-        self.cache_rows.clear()
-        self.bad_keys.clear()
-        self.links.clear()
-        self.edges.clear()
-        self.last_flush = time.monotonic()
-
-    def _pending_records(self) -> bool:
-        return bool(self.dirty or self.cache_rows or self.links or self.edges or self.bad_keys)
-
     # -- the loop ---------------------------------------------------------------------------------
     def _wakeup(self) -> float:
         now = time.monotonic()
@@ -981,30 +735,6 @@ class Engine:
         self.ended_at, self.error = now_utc(), error
         return status
 
-    def step_runs(self) -> tuple[StepRun, ...]:
-        """Return the steps as recorded (without reading them back)."""
-        out = []
-        for name, st in self.state.items():
-            row = self._step_row(name)
-            out.append(
-                StepRun(
-                    name=name,
-                    status=st.status,
-                    attempts=st.attempts,
-                    cache_hit=st.hit,
-                    cache_key=row["cache_key"],
-                    cache_note=st.note,
-                    output_digest=row["output_digest"],
-                    output_kind=row["output_kind"],
-                    started_at=st.started,
-                    ended_at=st.ended,
-                    logs=row["logs"],
-                    error=st.error,
-                    traceback=st.tb,
-                )
-            )
-        return tuple(out)
-
 
 # Statements built once: building one per flush cost more than running it.
 _CACHED = (
@@ -1023,55 +753,4 @@ _CACHED = (
         pipeline_cache.c.project == sa.bindparam("b_project"),
         pipeline_cache.c.step.in_(sa.bindparam("b_steps", expanding=True)),
     )
-)
-_UPDATE_STEPS = (
-    sa.update(pipeline_step_runs)
-    .where(
-        pipeline_step_runs.c.execution_id == sa.bindparam("b_eid"),
-        pipeline_step_runs.c.step == sa.bindparam("b_step"),
-    )
-    .values(
-        {
-            k: sa.bindparam(k)
-            for k in (
-                "status",
-                "attempts",
-                "cache_hit",
-                "cache_key",
-                "cache_note",
-                "output_digest",
-                "output_kind",
-                "started_at",
-                "ended_at",
-                "logs",
-                "error",
-                "traceback",
-            )
-        }
-    )
-)
-_DELETE_CACHED = sa.delete(pipeline_cache).where(
-    pipeline_cache.c.project == sa.bindparam("b_project"),
-    pipeline_cache.c.key.in_(sa.bindparam("b_keys", expanding=True)),
-)
-_INSERT_CACHED = sa.insert(pipeline_cache)
-_HEARTBEAT = (
-    sa.update(pipeline_executions)
-    .where(pipeline_executions.c.id == sa.bindparam("b_id"))
-    .values(heartbeat_at=sa.bindparam("heartbeat_at"))
-)
-_END = (
-    sa.update(pipeline_executions)
-    .where(pipeline_executions.c.id == sa.bindparam("b_id"))
-    .values(
-        heartbeat_at=sa.bindparam("heartbeat_at"),
-        status=sa.bindparam("status"),
-        ended_at=sa.bindparam("ended_at"),
-        error=sa.bindparam("error"),
-    )
-)
-_REVOKE = (
-    sa.update(tokens)
-    .where(tokens.c.id == sa.bindparam("b_id"), tokens.c.revoked_at.is_(None))
-    .values(revoked_at=sa.bindparam("revoked_at"))
 )
