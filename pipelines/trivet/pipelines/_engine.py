@@ -184,7 +184,7 @@ class Engine:
         self.records_lock = threading.Lock()
         self.inline_since: float | None = None
         self.stopping = threading.Event()
-        self.watchdog: threading.Thread | None = None
+        self.watched = False
         self.retries: list[tuple[float, int, str]] = []
         self.fingerprints: dict[int, CodeFingerprint] = {}
         self.mode = self._selection()
@@ -550,11 +550,9 @@ class Engine:
             if self.inline or self.pooled or self.retries or self.approvals:
                 self._dispatch(name, attempt)  # others to wait for: the engine stays free
                 continue
-            if self.watchdog is None:
-                self.watchdog = threading.Thread(
-                    target=self._watch, name=f"trivet-records-{self.eid[:8]}", daemon=True
-                )
-                self.watchdog.start()
+            if not self.watched:
+                _watchdog.watch(self)
+                self.watched = True
             self.inline_since = time.monotonic()
             self.records_lock.release()
             try:
@@ -570,23 +568,23 @@ class Engine:
             if time.monotonic() - self.last_flush >= FLUSH_INTERVAL and self._pending_records():
                 self.flush()
 
-    def _watch(self) -> None:
+    def watch_once(self) -> None:
         """While a step runs in the engine's thread, write the records (the steps that
-        finished before it, its own start) and keep the heartbeat going."""
-        while not self.stopping.wait(FLUSH_INTERVAL):
-            since = self.inline_since
-            if since is None or time.monotonic() - since < FLUSH_INTERVAL:
-                continue
-            idle = time.monotonic() - self.last_flush
-            if not self._pending_records() and idle < HEARTBEAT.total_seconds():
-                continue
-            with self.records_lock:
-                if self.inline_since != since or self.stopping.is_set():
-                    continue
-                try:
-                    self.flush()
-                except Exception as exc:  # the engine writes them at its next flush
-                    log.warning("execution %s: could not write its records: %s", self.eid, exc)
+        finished before it, its own start) and keep the heartbeat going (called by the
+        process's watchdog thread every :data:`FLUSH_INTERVAL`)."""
+        since = self.inline_since
+        if since is None or time.monotonic() - since < FLUSH_INTERVAL:
+            return
+        idle = time.monotonic() - self.last_flush
+        if not self._pending_records() and idle < HEARTBEAT.total_seconds():
+            return
+        with self.records_lock:
+            if self.inline_since != since or self.stopping.is_set():
+                return
+            try:
+                self.flush()
+            except Exception as exc:  # the engine writes them at its next flush
+                log.warning("execution %s: could not write its records: %s", self.eid, exc)
 
     def _handle(self, name: str, attempt: int, future: Future[Any]) -> None:
         st = self.state[name]
@@ -678,6 +676,8 @@ class Engine:
                 return self._run()
             finally:
                 self.stopping.set()
+                if self.watched:
+                    _watchdog.forget(self)
 
     def _run(self) -> ExecutionStatus:
         error: str | None = None
@@ -754,3 +754,42 @@ _CACHED = (
         pipeline_cache.c.step.in_(sa.bindparam("b_steps", expanding=True)),
     )
 )
+
+
+class _Watchdog:
+    """One daemon thread per process that looks at the engines running a step in their
+    own thread (:meth:`Engine.watch_once`), started with the first such step."""
+
+    def __init__(self) -> None:
+        self.engines: set[Engine] = set()
+        self.lock = threading.Lock()
+        self.thread: threading.Thread | None = None
+
+    def watch(self, engine: Engine) -> None:
+        with self.lock:
+            self.engines.add(engine)
+            if self.thread is None or not self.thread.is_alive():
+                self.thread = threading.Thread(
+                    target=self._run, name="trivet-records-watchdog", daemon=True
+                )
+                self.thread.start()
+
+    def forget(self, engine: Engine) -> None:
+        with self.lock:
+            self.engines.discard(engine)
+
+    def _run(self) -> None:
+        idle = 0
+        while True:
+            time.sleep(FLUSH_INTERVAL)
+            with self.lock:
+                engines = list(self.engines)
+                idle = 0 if engines else idle + 1
+                if idle >= 25:  # nothing to watch for 5 s: the next engine starts it again
+                    self.thread = None
+                    return
+            for engine in engines:
+                engine.watch_once()
+
+
+_watchdog = _Watchdog()
