@@ -22,6 +22,7 @@ import datetime as dt
 from typing import TYPE_CHECKING
 
 from trivet.errors import BackendError, PermissionDenied, ValidationError
+from trivet.featurestore._groups import read_groups
 from trivet.featurestore.datasets import Output, check_as_of, to_pandas
 
 if TYPE_CHECKING:
@@ -74,7 +75,7 @@ def _readable_groups(store: FeatureStore) -> list[FeatureGroup]:
     """The project's groups with an offline table that the caller may read offline."""
     session = store._s
     with session.catalog.read() as conn:
-        groups = store._rows(conn)
+        groups = read_groups(conn, store._s.project)
     return [g for g in groups if g.offline and session.can("feature:read_offline", g.resource)]
 
 

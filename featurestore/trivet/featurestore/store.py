@@ -45,10 +45,16 @@ import sqlalchemy as sa
 from trivet.errors import AlreadyExists, TrivetError, ValidationError
 from trivet.featurestore import records
 from trivet.featurestore._codec import Codec, record_key
+from trivet.featurestore._groups import (
+    KIND,
+    insert_features,
+    insert_group,
+    read_group_by_id,
+    read_groups,
+)
 from trivet.featurestore._progress import ProgressArg, progress_for
 from trivet.featurestore.buffer import Flusher, RecordBuffer, Writer, flush_groups
 from trivet.featurestore.definitions import (
-    Dtype,
     Feature,
     FeatureGroup,
     FeatureGroupSpec,
@@ -58,12 +64,10 @@ from trivet.featurestore.ingest import IngestReport, ingest_data
 from trivet.featurestore.offline import DeltaOfflineStore
 from trivet.featurestore.online import OnlineStore, open_online_store
 from trivet.platform.catalog import now_utc
-from trivet.platform.catalog._catalog import as_utc
 from trivet.platform.catalog.schema import (
     feature_batches,
     feature_definitions,
     feature_groups,
-    principals,
 )
 from trivet.platform.lineage import delete_edges_under
 from trivet.platform.names import check_name
@@ -82,7 +86,6 @@ if TYPE_CHECKING:
 __all__ = ["FeatureStore", "SearchHit"]
 
 _CACHE_SECONDS = 1.0
-_KIND = "feature_groups"
 _BACKPRESSURE = 10  # unflushed rows beyond flush_rows times this: the writer flushes itself
 
 log = logging.getLogger("trivet.featurestore")
@@ -281,76 +284,13 @@ class FeatureStore:
         )
 
     def _resource(self, name: str) -> str:
-        return self._s.resource(_KIND, name)
+        return self._s.resource(KIND, name)
 
     # -- catalog reads -----------------------------------------------------------------
-    def _rows(self, conn: sa.Connection, name: str | None = None) -> list[FeatureGroup]:
-        query = (
-            sa.select(feature_groups, principals.c.name.label("creator"))
-            .outerjoin(principals, principals.c.id == feature_groups.c.created_by)
-            .where(feature_groups.c.project == self._s.project)
-            .order_by(feature_groups.c.name)
-        )
-        if name is not None:
-            query = query.where(feature_groups.c.name == name)
-        rows = conn.execute(query).all()
-        if not rows:
-            return []
-        defs: dict[str, list[Any]] = {r.id: [] for r in rows}
-        for d in conn.execute(
-            sa.select(feature_definitions)
-            .where(feature_definitions.c.group_id.in_(list(defs)))
-            .order_by(feature_definitions.c.group_id, feature_definitions.c.position)
-        ):
-            defs[d.group_id].append(d)
-        return [self._group_of(r, defs[r.id]) for r in rows]
-
     def _group_by_id(self, group_id: str) -> FeatureGroup | None:
         """Return a group of any project by id (for flushing the buffer), or None."""
         with self._s.catalog.read() as conn:
-            row = conn.execute(
-                sa.select(feature_groups, principals.c.name.label("creator"))
-                .outerjoin(principals, principals.c.id == feature_groups.c.created_by)
-                .where(feature_groups.c.id == group_id)
-            ).first()
-            if row is None:
-                return None
-            defs = conn.execute(
-                sa.select(feature_definitions)
-                .where(feature_definitions.c.group_id == group_id)
-                .order_by(feature_definitions.c.position)
-            ).all()
-        return self._group_of(row, defs)
-
-    def _group_of(self, row: Any, defs: Sequence[Any]) -> FeatureGroup:
-        created, updated = as_utc(row.created_at), as_utc(row.updated_at)
-        assert created is not None and updated is not None
-        return FeatureGroup(
-            id=row.id,
-            name=row.name,
-            project=row.project,
-            resource="/".join((row.project, _KIND, row.name)),
-            record_id=row.record_id,
-            record_id_dtype=Dtype(defs[0].dtype),
-            event_time=row.event_time,
-            features=tuple(
-                Feature(
-                    name=d.name,
-                    dtype=Dtype(d.dtype),
-                    description=d.description,
-                    parameters=d.parameters or {},
-                )
-                for d in defs[2:]
-            ),
-            description=row.description,
-            tags=tuple(row.tags or ()),
-            ttl=None if row.ttl_us is None else dt.timedelta(microseconds=row.ttl_us),
-            online=bool(row.online),
-            offline=bool(row.offline),
-            created_at=created,
-            created_by=row.creator,
-            updated_at=updated,
-        )
+            return read_group_by_id(conn, group_id)
 
     def _visible_names(self) -> list[str]:
         with self._s.catalog.read() as conn:
@@ -373,7 +313,7 @@ class FeatureStore:
         if hit is not None and now - hit[0] < _CACHE_SECONDS:
             return hit[1], hit[2]
         with self._s.catalog.read() as conn:
-            found = self._rows(conn, name)
+            found = read_groups(conn, self._s.project, name)
         if not found:
             self._cache.pop(key, None)
             raise FeatureGroupNotFound(name, known=self._visible_names())
@@ -409,7 +349,7 @@ class FeatureStore:
             )
         resource = self._require("feature:create", spec.name)
         with self._s.catalog.read() as conn:
-            if self._rows(conn, spec.name):
+            if read_groups(conn, self._s.project, spec.name):
                 raise self._exists(spec.name)
         now = now_utc()
         group = FeatureGroup(
@@ -434,9 +374,9 @@ class FeatureStore:
             self.offline.ensure(group)
         try:
             with self._s.catalog.write() as conn:
-                if self._rows(conn, spec.name):
+                if read_groups(conn, self._s.project, spec.name):
                     raise self._exists(spec.name)
-                self._insert(conn, group)
+                insert_group(self._s, conn, group)
         except BaseException:
             if group.offline:
                 self.offline.drop(group)
@@ -451,69 +391,6 @@ class FeatureStore:
             hint="add features to it with add_features, or pick another name",
         )
 
-    def _insert(self, conn: sa.Connection, group: FeatureGroup) -> None:
-        from trivet.platform.access import insert_grant
-
-        ttl_us = None if group.ttl is None else group.ttl // dt.timedelta(microseconds=1)
-        conn.execute(
-            sa.insert(feature_groups).values(
-                id=group.id,
-                project=group.project,
-                name=group.name,
-                record_id=group.record_id,
-                event_time=group.event_time,
-                description=group.description,
-                tags=list(group.tags),
-                ttl_us=ttl_us,
-                online=group.online,
-                offline=group.offline,
-                created_at=group.created_at,
-                created_by=self._s.principal.id,
-                updated_at=group.updated_at,
-            )
-        )
-        keys = [
-            Feature(name=group.record_id, dtype=group.record_id_dtype, description="record id"),
-            Feature(name=group.event_time, dtype=Dtype.TIMESTAMP, description="event time"),
-        ]
-        self._insert_features(conn, group.id, [*keys, *group.features], start=0)
-        insert_grant(
-            self._s,
-            conn,
-            subject=self._s.principal,
-            effect="allow",
-            privilege="maintainer",
-            pattern=f"{group.resource}/*",
-            reason=f"created feature group {group.name!r}",
-        )
-        self._s.record(
-            conn,
-            action="feature:create_group",
-            resource=group.resource,
-            detail={"id": group.id, "spec": group.spec.to_dict()},
-        )
-
-    @staticmethod
-    def _insert_features(
-        conn: sa.Connection, group_id: str, features: Sequence[Feature], *, start: int
-    ) -> None:
-        now = now_utc()
-        conn.execute(
-            sa.insert(feature_definitions),
-            [
-                {
-                    "group_id": group_id,
-                    "position": start + i,
-                    "name": f.name,
-                    "dtype": f.dtype.value,
-                    "description": f.description,
-                    "parameters": dict(f.parameters),
-                    "created_at": now,
-                }
-                for i, f in enumerate(features)
-            ],
-        )
-
     def describe(self, name: str) -> FeatureGroup:
         """Return a feature group (needs ``feature:describe`` on it)."""
         self._require("feature:describe", name)
@@ -523,7 +400,7 @@ class FeatureStore:
     def list_groups(self) -> list[FeatureGroup]:
         """Return the project's feature groups you may describe, by name."""
         with self._s.catalog.read() as conn:
-            groups = self._rows(conn)
+            groups = read_groups(conn, self._s.project)
         return [g for g in groups if self._s.can("feature:describe", g.resource)]
 
     def search(self, text: str | None = None, *, tag: str | None = None) -> list[SearchHit]:
@@ -576,7 +453,7 @@ class FeatureStore:
                     hint="e.g. Feature(name='score', dtype='float')",
                 )
         with self._s.catalog.write() as conn:
-            found = self._rows(conn, name)
+            found = read_groups(conn, self._s.project, name)
             if not found:
                 raise FeatureGroupNotFound(name, known=())
             group = found[0]
@@ -588,7 +465,7 @@ class FeatureStore:
                 record_id_dtype=group.record_id_dtype,
                 features=[*group.features, *new],
             )
-            self._insert_features(conn, group.id, new, start=2 + len(group.features))
+            insert_features(conn, group.id, new, start=2 + len(group.features))
             conn.execute(
                 sa.update(feature_groups)
                 .where(feature_groups.c.id == group.id)
@@ -614,7 +491,7 @@ class FeatureStore:
         """
         resource = self._require("feature:delete", name)
         with self._s.catalog.write() as conn:
-            found = self._rows(conn, name)
+            found = read_groups(conn, self._s.project, name)
             if not found:
                 raise FeatureGroupNotFound(name, known=())
             group = found[0]
