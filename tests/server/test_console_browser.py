@@ -1,15 +1,16 @@
 """The web console in a real headless Chromium (Debian's), driven by Playwright.
 
 Sign in with a token, open a feature group, open a pipeline execution, approve a model
-version as a reviewer, and see a viewer denied; CSRF refuses a POST without its token.
-One screenshot per page goes to ``test-output/screenshots/``. Chromium is Debian's
-``/usr/bin/chromium`` (no browser download); without it these tests skip, or fail when
-``CI`` is set.
+version and reject a waiting approval step as a reviewer, and see a viewer denied; CSRF
+refuses a POST without its token. One screenshot per page goes to
+``test-output/screenshots/``. Chromium is Debian's ``/usr/bin/chromium`` (no browser
+download); without it these tests skip, or fail when ``CI`` is set.
 """
 
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -192,6 +193,42 @@ def test_approve_a_model_version_as_a_reviewer(
     frame.locator("body").wait_for()
     assert "scorer" in frame.locator("body").inner_text()
     shot(page, "report")
+    assert csp.violations == []
+
+
+def test_reject_a_waiting_approval_step(
+    context: BrowserContext, site: tuple[Live, Scenario]
+) -> None:
+    from tests.server.console_scenario import signed
+    from trivet.pipelines import Pipelines, StepStatus
+
+    live, sc = site
+    pipes = Pipelines(live.admin)
+    started = pipes.start(signed)
+    deadline = time.monotonic() + 30
+    while not pipes.approvals(started.id):
+        assert time.monotonic() < deadline, "the approval step never waited"
+        time.sleep(0.05)
+    page = context.new_page()
+    csp = Csp(page)
+    sign_in(page, live, sc.tokens["rita"], f"/executions/{started.id}")
+    section = page.locator("#approval-approval")
+    assert section.locator("p.ask").inner_text() == "Double 2 numbers?"
+    assert "waiting" in section.locator("h2").inner_text()
+    assert page.locator("svg.dag g.node.st-waiting").count() == 1
+    shot(page, "approval-waiting")
+    section.locator("textarea").fill("not this week")
+    section.locator("button:text-is('Reject')").click()
+    page.wait_for_url(re.compile(r".*/executions/.*\?done=rejected"))
+    assert page.locator("p.notice").inner_text() == "Step approval rejected."
+    done = started.wait(timeout=30)
+    assert done.step("approval").status is StepStatus.FAILED
+    assert done.step("approval").error == "rejected by rita: not this week"
+    assert done.step("double").status is StepStatus.UPSTREAM_FAILED
+    page.reload()
+    assert "rejected by rita" in page.locator("#approval-approval").inner_text()
+    assert page.locator("#approval-approval button").count() == 0  # decided: no form
+    shot(page, "approval-rejected")
     assert csp.violations == []
 
 
