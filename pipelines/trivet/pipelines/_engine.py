@@ -491,12 +491,8 @@ class Engine:
         stored, note = (None, forced or "") if key is None else self._lookup(node, key)
         st.note = note
         if stored is not None:
-            st.stored, st.hit = stored, True
             st.started = now_utc()
-            if stored.digest is not None:
-                self.links.append((stored.digest, name))
-                self._lineage(name, stored, produced=False)
-            self._finish(name, StepStatus.SUCCEEDED)
+            self._reuse(name, stored)
             return
         if self.mode[name] == "cache_only":
             self._finish(
@@ -507,6 +503,15 @@ class Engine:
             )
             return
         self._submit(name)
+
+    def _reuse(self, name: str, stored: Stored) -> None:
+        """Settle a step with an earlier result: file it in this run's folder, link it."""
+        st = self.state[name]
+        st.stored, st.hit = stored, True
+        if stored.digest is not None:
+            self.links.append((stored.digest, name))
+            self._lineage(name, stored, produced=False)
+        self._finish(name, StepStatus.SUCCEEDED)
 
     def _submit(self, name: str) -> None:
         node = self.dag.nodes[name]

@@ -57,12 +57,8 @@ def ask(self: Engine, node: Node) -> None:
     st.key = key = self._approval_key(node)
     reused = self.plan.reuse.get(key.digest) if key is not None else None
     if reused is not None and (reused.digest is None or self._usable(reused.digest) is None):
-        st.stored, st.hit = reused, True
         st.note = "hit: the decision of the execution being retried"
-        if reused.digest is not None:
-            self.links.append((reused.digest, name))
-            self._lineage(name, reused, produced=False)
-        self._finish(name, StepStatus.SUCCEEDED)
+        self._reuse(name, reused)
         return
     if self.mode[name] == "cache_only":
         self._finish(
