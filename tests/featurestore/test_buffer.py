@@ -426,3 +426,37 @@ def test_validate_record_reports_like_ingest() -> None:
 def test_buffer_file_is_the_workspace_s(quiet: FeatureStore, workspace: Settings) -> None:
     put(quiet, "a", 1, 1)
     assert quiet._buffer().path == Path(workspace.workspace) / "buffer" / "records.db"
+
+
+def test_an_erasure_waits_for_a_write_between_its_buffer_and_online_steps(
+    quiet: FeatureStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A put stalled after its buffer commit, before its online write: a hard delete of
+    the record must wait for it (else it erases offline, then the put writes online)."""
+    import threading
+
+    stalled, resume = threading.Event(), threading.Event()
+    online_write = quiet.online.write
+
+    def stalling_write(group_id: str, rows: Any) -> None:
+        if threading.current_thread().name == "writer" and not resume.is_set():
+            stalled.set()
+            resume.wait(WAIT_S)
+        online_write(group_id, rows)
+
+    monkeypatch.setattr(quiet.online, "write", stalling_write)
+    writer = threading.Thread(target=put, args=(quiet, "c9", 1, 9), name="writer")
+    writer.start()
+    assert stalled.wait(WAIT_S)  # in the buffer, not yet online
+    eraser = threading.Thread(
+        target=quiet.delete_record, args=("customers", "c9"), kwargs={"hard": True}
+    )
+    eraser.start()
+    eraser.join(0.5)
+    assert eraser.is_alive()  # the erasure waits for the write to end
+    resume.set()
+    writer.join(WAIT_S)
+    eraser.join(WAIT_S)
+    assert not writer.is_alive() and not eraser.is_alive()
+    assert quiet.get_record("customers", "c9") is None  # not written back online
+    assert "c9" not in quiet.offline_table("customers")["customer_id"].to_pylist()

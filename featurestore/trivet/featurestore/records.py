@@ -288,9 +288,10 @@ def _buffered(
     buffer = store._buffer()
     row = OnlineRow(key=key, event_time=event_us, write_time=_write_time_us(), payload=payload)
     written = write_id()
-    buffer.append(group.id, row, action=action, write_id=written, writer=store._writer())
-    if group.online:
-        store.online.write(group.id, [row])
+    with store._gate.write():  # an erasure of the record waits for both steps, or goes first
+        buffer.append(group.id, row, action=action, write_id=written, writer=store._writer())
+        if group.online:
+            store.online.write(group.id, [row])
     store._buffered_one(group)
     return IngestReport(
         group=group.name,

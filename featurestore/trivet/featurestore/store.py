@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import atexit
 import datetime as dt
+import functools
 import hashlib
 import logging
 import threading
@@ -45,6 +46,7 @@ import sqlalchemy as sa
 from trivet.errors import AlreadyExists, TrivetError, ValidationError
 from trivet.featurestore import records
 from trivet.featurestore._codec import Codec, record_key
+from trivet.featurestore._gate import WriteGate, gate_for
 from trivet.featurestore._groups import (
     KIND,
     insert_features,
@@ -190,6 +192,11 @@ class FeatureStore:
             self._online = None
 
     # -- the write buffer (see buffer.py) ----------------------------------------------
+    @functools.cached_property
+    def _gate(self) -> WriteGate:
+        """The workspace's write gate in this process (writes shared, erasures alone)."""
+        return gate_for(str(self._s.settings.workspace.resolve()))
+
     def _buffer(self) -> RecordBuffer:
         """The workspace's write buffer, opened on first use.
 
@@ -546,7 +553,8 @@ class FeatureStore:
         group, _ = self._load(name)
         report, close = progress_for(progress, data)
         try:
-            return ingest_data(self, group, data, max_workers=max_workers, progress=report)
+            with self._gate.write():
+                return ingest_data(self, group, data, max_workers=max_workers, progress=report)
         finally:
             close()
 
@@ -611,14 +619,15 @@ class FeatureStore:
             records.soft_delete(self, group, key, when)
             return
         digest = hashlib.sha256(f"{group.id}\0{key}".encode()).hexdigest()
-        self._flush_ids([group.id])  # buffered rows of it are erased too
-        removed: list[str] = []
-        if group.offline:
-            removed = self.offline.hard_delete(group, [typed])
-        if group.online:
-            self.online.delete(group.id, [key])
-        if self._has_buffer():
-            self._buffer().scrub()
+        with self._gate.erase():  # no write of this process is half done meanwhile
+            self._flush_ids([group.id])  # buffered rows of it are erased too
+            removed: list[str] = []
+            if group.offline:
+                removed = self.offline.hard_delete(group, [typed])
+            if group.online:
+                self.online.delete(group.id, [key])
+            if self._has_buffer():
+                self._buffer().scrub()
         with self._s.catalog.write() as conn:
             self._s.record(
                 conn,
