@@ -1,4 +1,4 @@
-"""`trivet featurestore`: create, list, describe, search, ingest, get and delete."""
+"""`trivet featurestore`: create, list, describe, search, ingest, get, stats and delete."""
 
 from __future__ import annotations
 
@@ -63,6 +63,15 @@ def test_a_group_from_the_command_line(ws: str, tmp_path: Path) -> None:
         "income": 2.0,
         "ts": at(1).isoformat(),
     }
+    code, out, err = cli(*base, "stats", "customers")
+    assert code == 0 and "2 records" in err
+    cells = [[c.strip() for c in line.split("│")] for line in out.splitlines()[2:]]
+    rows = {row[0]: row[1:] for row in cells}
+    assert rows["age"][:7] == ["int", "2", "0", "2", "30", "40", "35"]  # mean of 30 and 40
+    assert rows["income"][:7] == ["float", "2", "0", "2", "1", "2", "1.5"]
+    code, out, _ = cli(*base, "stats", "customers", "--bins", "2", "--json")
+    age = next(f for f in json.loads(out)["features"] if f["name"] == "age")
+    assert age["histogram"]["counts"] == [1, 1] and age["mean"] == 35.0
     assert cli(*base, "delete", "customers", "b")[0] == 0
     code, _, err = cli(*base, "get", "customers", "b")
     assert code == 3 and "No record" in err

@@ -174,6 +174,44 @@ def describe(ctx: typer.Context, name: str, as_json: bool = JSON_OPTION) -> None
     )
 
 
+@app.command("stats")
+def stats(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="The feature group.")],
+    bins: Annotated[int, typer.Option(help="Histogram bins (JSON output).")] = 20,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Show per-feature statistics of a group's latest records (needs read_offline)."""
+    result = _store(ctx).statistics(name, bins=bins)
+    if as_json:
+        emit_json(result)
+        return
+    note(f"{result.group}: {result.records} records (soft-deleted left out)")
+
+    def cell(value: object) -> str:
+        if value is None:
+            return ""
+        return f"{value:.6g}" if isinstance(value, float) else str(plain(value))
+
+    table(
+        (
+            (
+                f.name,
+                f.dtype,
+                f.count,
+                f.nulls,
+                cell(f.distinct),
+                cell(f.min),
+                cell(f.max),
+                cell(f.mean),
+                cell(f.stddev),
+            )
+            for f in (result.event_time, *result.features)
+        ),
+        ["feature", "type", "count", "nulls", "distinct", "min", "max", "mean", "stddev"],
+    )
+
+
 @app.command("search")
 def search(
     ctx: typer.Context,
