@@ -359,6 +359,8 @@ def test_the_cli_waits_says_how_to_decide_and_is_approved_from_another_process(
         [asked] = until("the approval", lambda: pl.approvals(), timeout=60)
         listed = trivet_cli(ws, "approvals", "--json").communicate(timeout=60)[0]
         assert [a["step"] for a in json.loads(listed)] == ["sign_off"]
+        shown = trivet_cli(ws, "executions").communicate(timeout=60)[0]
+        assert asked.execution_id in shown and "waiting" in shown
         decided = trivet_cli(ws, "approve", asked.execution_id[:8], "sign_off", "-m", "fine")
         _, err = decided.communicate(timeout=60)
         assert decided.returncode == 0, err

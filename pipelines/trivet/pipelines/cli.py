@@ -177,18 +177,21 @@ def executions(
     limit: Annotated[int, typer.Option(help="At most this many, newest first.")] = 50,
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """List executions, newest first (those whose runner died show as interrupted)."""
-    found = _pipelines(ctx).executions(name, limit=limit, with_steps=as_json)
+    """List executions, newest first (those whose runner died show as interrupted, those
+    waiting for an approval as waiting)."""
+    pipes = _pipelines(ctx)
+    found = pipes.executions(name, limit=limit, with_steps=as_json)
     if as_json:
         emit_json(found)
         return
+    waiting = {a.execution_id for a in pipes.approvals()}
     table(
         (
             (
                 e.id,
                 e.pipeline,
                 e.version,
-                e.status,
+                "waiting" if e.id in waiting else e.status,
                 e.invoked_by,
                 e.run_as,
                 e.started_at.strftime("%Y-%m-%d %H:%M:%S"),
