@@ -165,14 +165,18 @@ class RedisOnlineStore:
         except self._errors as exc:
             raise self._failed(exc) from exc
 
-    def read(self, group_id: str, keys: Sequence[str]) -> list[OnlineRow | None]:
-        """Return the stored row of each key, in order (None where there is none)."""
+    def _values(self, group_id: str, keys: Sequence[str]) -> list[bytes | None]:
+        """Return the stored value of each key, in order: one ``HMGET``."""
         if not keys:
             return []
         try:
-            values = self._client.hmget(self._key(group_id), list(keys))
+            return list(self._client.hmget(self._key(group_id), list(keys)))
         except self._errors as exc:
             raise self._failed(exc) from exc
+
+    def read(self, group_id: str, keys: Sequence[str]) -> list[OnlineRow | None]:
+        """Return the stored row of each key, in order (None where there is none)."""
+        values = self._values(group_id, keys)
         return [None if v is None else _decode(k, v) for k, v in zip(keys, values, strict=True)]
 
     def read_payloads(
@@ -182,13 +186,7 @@ class RedisOnlineStore:
 
         :meth:`read` without building an :class:`OnlineRow` per key (one ``HMGET``).
         """
-        if not keys:
-            return []
-        try:
-            values = self._client.hmget(self._key(group_id), list(keys))
-        except self._errors as exc:
-            raise self._failed(exc) from exc
-        return [None if v is None else _event_and_payload(v) for v in values]
+        return [None if v is None else _event_and_payload(v) for v in self._values(group_id, keys)]
 
     def delete(self, group_id: str, keys: Sequence[str]) -> None:
         """Remove the keys' rows entirely."""

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import functools
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from itertools import chain, repeat
 from pathlib import Path
+from typing import Any
 
 from trivet.errors import BackendError, ValidationError
 from trivet.featurestore._sqlite import ThreadConnections
@@ -57,6 +58,19 @@ _READ_ONE = (
 )
 _PAYLOAD_ONE = "SELECT event_time, payload FROM online_records WHERE group_id = ? AND key = ?"
 _PAYLOAD_IN = "SELECT key, event_time, payload FROM online_records WHERE group_id = ? AND key IN "
+_READ_IN = (
+    "SELECT key, event_time, write_time, payload FROM online_records WHERE group_id = ? AND key IN "
+)
+
+
+def _select_in(
+    conn: sqlite3.Connection, select: str, group_id: str, keys: Sequence[str]
+) -> Iterator[Any]:
+    """Run ``select`` ending in ``key IN `` over the distinct keys, ``_CHUNK`` at a time."""
+    unique = list(dict.fromkeys(keys))
+    for start in range(0, len(unique), _CHUNK):
+        chunk = unique[start : start + _CHUNK]
+        yield from conn.execute(f"{select}({','.join('?' * len(chunk))})", (group_id, *chunk))
 
 
 class SqliteOnlineStore:
@@ -137,17 +151,7 @@ class SqliteOnlineStore:
             if len(keys) == 1:
                 row = conn.execute(_READ_ONE, (group_id, keys[0])).fetchone()
                 return [None if row is None else OnlineRow(*row)]
-            found: dict[str, OnlineRow] = {}
-            unique = list(dict.fromkeys(keys))
-            for start in range(0, len(unique), _CHUNK):
-                chunk = unique[start : start + _CHUNK]
-                marks = ",".join("?" * len(chunk))
-                for row in conn.execute(
-                    "SELECT key, event_time, write_time, payload FROM online_records "
-                    f"WHERE group_id = ? AND key IN ({marks})",
-                    (group_id, *chunk),
-                ):
-                    found[row[0]] = OnlineRow(*row)
+            found = {row[0]: OnlineRow(*row) for row in _select_in(conn, _READ_IN, group_id, keys)}
         except sqlite3.Error as exc:
             raise BackendError(f"The online store {self.path!r} failed: {exc}.") from exc
         return [found.get(k) for k in keys]
@@ -165,15 +169,10 @@ class SqliteOnlineStore:
             conn = self._db.get()
             if len(keys) == 1:
                 return [conn.execute(_PAYLOAD_ONE, (group_id, keys[0])).fetchone()]
-            found: dict[str, tuple[int, bytes | None]] = {}
-            unique = list(dict.fromkeys(keys))
-            for start in range(0, len(unique), _CHUNK):
-                chunk = unique[start : start + _CHUNK]
-                marks = ",".join("?" * len(chunk))
-                for key, event_time, payload in conn.execute(
-                    f"{_PAYLOAD_IN}({marks})", (group_id, *chunk)
-                ):
-                    found[key] = (event_time, payload)
+            found = {
+                key: (event_time, payload)
+                for key, event_time, payload in _select_in(conn, _PAYLOAD_IN, group_id, keys)
+            }
         except sqlite3.Error as exc:
             raise BackendError(f"The online store {self.path!r} failed: {exc}.") from exc
         return [found.get(k) for k in keys]
