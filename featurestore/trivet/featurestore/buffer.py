@@ -238,6 +238,13 @@ class RecordBuffer:
             log.warning("could not truncate the write buffer's WAL: %s", exc)
 
     # -- readers -------------------------------------------------------------------------
+    def _fetch(self, query: str, params: tuple[object, ...] = ()) -> list[Any]:
+        """Run a read query on this thread's connection; a SQLite error is a BackendError."""
+        try:
+            return self._db.get().execute(query, params).fetchall()
+        except sqlite3.Error as exc:
+            raise _failed(self, exc) from exc
+
     def pending(self, group_id: str | None = None) -> dict[str, Pending]:
         """Return the groups with rows waiting (claimed or not)."""
         query = (
@@ -245,52 +252,30 @@ class RecordBuffer:
             + ("WHERE group_id = ? " if group_id is not None else "")
             + "GROUP BY group_id"
         )
-        try:
-            found = (
-                self._db.get().execute(query, () if group_id is None else (group_id,)).fetchall()
-            )
-        except sqlite3.Error as exc:
-            raise _failed(self, exc) from exc
+        found = self._fetch(query, () if group_id is None else (group_id,))
         return {g: Pending(rows=n, oldest_write_us=o, claimed=bool(c)) for g, n, o, c in found}
 
     def last_seq(self) -> int:
         """Return the greatest sequence number given so far (0: none)."""
-        try:
-            row = self._db.get().execute("SELECT MAX(seq) FROM buffered").fetchone()
-        except sqlite3.Error as exc:
-            raise _failed(self, exc) from exc
-        return int(row[0] or 0)
+        [(last,)] = self._fetch("SELECT MAX(seq) FROM buffered")
+        return int(last or 0)
 
     def claimed(self, group_id: str) -> list[str]:
         """Return the group's claimed, incomplete micro-batches, oldest first."""
-        try:
-            found = (
-                self._db.get()
-                .execute(
-                    "SELECT batch FROM buffered WHERE group_id = ? AND batch IS NOT NULL "
-                    "GROUP BY batch ORDER BY MIN(seq)",
-                    (group_id,),
-                )
-                .fetchall()
-            )
-        except sqlite3.Error as exc:
-            raise _failed(self, exc) from exc
+        found = self._fetch(
+            "SELECT batch FROM buffered WHERE group_id = ? AND batch IS NOT NULL "
+            "GROUP BY batch ORDER BY MIN(seq)",
+            (group_id,),
+        )
         return [b for (b,) in found]
 
     def rows(self, batch: str) -> list[BufferedRow]:
         """Return a micro-batch's rows in the order they were written."""
-        try:
-            found = (
-                self._db.get()
-                .execute(
-                    "SELECT seq, key, event_time, write_time, payload, action, write_id, actor, "
-                    "actor_id, on_behalf_of, run_id FROM buffered WHERE batch = ? ORDER BY seq",
-                    (batch,),
-                )
-                .fetchall()
-            )
-        except sqlite3.Error as exc:
-            raise _failed(self, exc) from exc
+        found = self._fetch(
+            "SELECT seq, key, event_time, write_time, payload, action, write_id, actor, "
+            "actor_id, on_behalf_of, run_id FROM buffered WHERE batch = ? ORDER BY seq",
+            (batch,),
+        )
         return [
             BufferedRow(
                 seq=r[0],
