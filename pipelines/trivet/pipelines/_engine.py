@@ -267,15 +267,20 @@ class Engine:
             return "the cached output is in no folder this run may read"
         return None
 
+    def _retried(self, key: CacheKey) -> Stored | None:
+        """Return the retried execution's result under ``key``, if it can still be reused."""
+        reused = self.plan.reuse.get(key.digest)
+        if reused is None or (
+            reused.digest is not None and self._usable(reused.digest) is not None
+        ):
+            return None
+        return reused
+
     def _lookup(self, node: Node, key: CacheKey) -> tuple[Stored | None, str]:
         assert node.step is not None
         options = node.step.options
-        reused = self.plan.reuse.get(key.digest)
-        if (
-            reused is not None
-            and self.mode[node.name] != "forced"
-            and (reused.digest is None or self._usable(reused.digest) is None)
-        ):
+        reused = self._retried(key) if self.mode[node.name] != "forced" else None
+        if reused is not None:
             return reused, "hit: reused from the execution being retried"
         if self.mode[node.name] == "forced":
             return None, "forced: refresh requested"

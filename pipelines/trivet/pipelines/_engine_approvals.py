@@ -55,8 +55,8 @@ def ask(self: Engine, node: Node) -> None:
     st = self.state[name]
     st.started = now_utc()
     st.key = key = self._approval_key(node)
-    reused = self.plan.reuse.get(key.digest) if key is not None else None
-    if reused is not None and (reused.digest is None or self._usable(reused.digest) is None):
+    reused = self._retried(key) if key is not None else None
+    if reused is not None:
         st.note = "hit: the decision of the execution being retried"
         self._reuse(name, reused)
         return

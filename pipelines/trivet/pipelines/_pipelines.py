@@ -648,8 +648,11 @@ class Pipelines:
         """
         reap(self._s.catalog)
         eid = None
-        if execution_id is not None:
-            eid = self.get_execution(execution_id).id
+        if execution_id is not None:  # its id and the right to see it, not its steps
+            with self._s.catalog.read() as conn:
+                row = self._resolve_id(conn, execution_id)
+            self._s.require("pipeline:describe", self._s.resource("pipelines", row.pipeline_name))
+            eid = row.id
         return list_approvals(self._s, execution_id=eid, waiting=waiting, limit=limit)
 
     def approve(self, execution_id: str, step: str, /, *, comment: str = "") -> Approval:
