@@ -32,6 +32,7 @@ __all__ = [
     "LOGIN_COOKIE",
     "MAX_FORM",
     "Console",
+    "approves",
     "check_csrf",
     "console",
     "csrf_for",
@@ -79,6 +80,21 @@ def check_csrf(request: Request, form: dict[str, str], token: str, purpose: str 
             "This form was refused: its security token is missing or does not match your sign-in.",
             hint="reload the page and submit the form again",
         )
+
+
+def approves(form: dict[str, str], page: str) -> bool:
+    """Return whether a decision form's button was Approve (False: Reject).
+
+    Raises:
+        ValidationError: neither button (``page`` names where the form is).
+    """
+    decision = form.get("decision")
+    if decision not in ("approve", "reject"):
+        raise ValidationError(
+            f"The decision {str(decision)[:20]!r} is neither 'approve' nor 'reject'.",
+            hint=f"use the Approve or Reject button on {page}",
+        )
+    return decision == "approve"
 
 
 async def read_form(request: Request) -> dict[str, str]:

@@ -19,9 +19,9 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse
 
-from trivet._web._auth import Console, check_csrf, console, read_form
+from trivet._web._auth import Console, approves, check_csrf, console, read_form
 from trivet._web._render import ConsoleRoute, page, secure
-from trivet.errors import NotFound, PermissionDenied, TrivetError, ValidationError
+from trivet.errors import NotFound, PermissionDenied, TrivetError
 from trivet.platform.names import check_name
 
 __all__ = ["REPORT_CSP", "router"]
@@ -91,19 +91,12 @@ async def decide(request: Request, c: Caller, name: str, version: str) -> Respon
     check_name(name, what="model group name")
     if not version.isdigit() or len(version) > 9:
         raise NotFound(f"Model {name!r} has no version {version[:20]!r}.")
-    decision = form.get("decision")
+    approve = approves(form, "the model's page")
     justification = form.get("justification", "").strip()
     registry = c.session.registry
-    if decision == "approve":
-        await run_in_threadpool(registry.approve, name, int(version), justification=justification)
-    elif decision == "reject":
-        await run_in_threadpool(registry.reject, name, int(version), justification=justification)
-    else:
-        raise ValidationError(
-            f"The decision {str(decision)[:20]!r} is neither 'approve' nor 'reject'.",
-            hint="use the Approve or Reject button on the model's page",
-        )
-    done = "approved" if decision == "approve" else "rejected"
+    decide = registry.approve if approve else registry.reject
+    await run_in_threadpool(decide, name, int(version), justification=justification)
+    done = "approved" if approve else "rejected"
     target = c.href(f"/models/{c.seg(name)}", done=f"{done}:{int(version)}")
     return secure(RedirectResponse(target, status_code=303))
 

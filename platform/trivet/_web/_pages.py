@@ -16,10 +16,10 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse
 
-from trivet._web._auth import Console, check_csrf, console, read_form
+from trivet._web._auth import Console, approves, check_csrf, console, read_form
 from trivet._web._render import ConsoleRoute, page, secure
 from trivet._web._svg import Bar, dag_svg, histogram_svg, timing_svg, top_values_svg
-from trivet.errors import NotFound, PermissionDenied, TrivetError, ValidationError
+from trivet.errors import NotFound, PermissionDenied, TrivetError
 from trivet.platform.names import check_name
 
 if TYPE_CHECKING:
@@ -216,18 +216,11 @@ async def decide_approval(request: Request, c: Caller, execution_id: str, step: 
     check_csrf(request, form, c.token)
     if not _EXECUTION_ID.fullmatch(execution_id) or not _STEP.fullmatch(step):
         raise NotFound(f"There is no approval step {step[:64]!r} of that execution.")
-    decision = form.get("decision")
+    approve = approves(form, "the execution's page")
     comment = form.get("comment", "").strip()
     pipes = c.session.pipelines
-    if decision == "approve":
-        await run_in_threadpool(pipes.approve, execution_id, step, comment=comment)
-    elif decision == "reject":
-        await run_in_threadpool(pipes.reject, execution_id, step, comment=comment)
-    else:
-        raise ValidationError(
-            f"The decision {str(decision)[:20]!r} is neither 'approve' nor 'reject'.",
-            hint="use the Approve or Reject button on the execution's page",
-        )
-    done = "approved" if decision == "approve" else "rejected"
+    decide = pipes.approve if approve else pipes.reject
+    await run_in_threadpool(decide, execution_id, step, comment=comment)
+    done = "approved" if approve else "rejected"
     target = c.href(f"/executions/{execution_id}", done=f"{done}:{step}")
     return secure(RedirectResponse(target, status_code=303))
