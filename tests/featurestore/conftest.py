@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 import trivet
-from trivet.featurestore import Feature, FeatureGroupSpec, FeatureStore
+from trivet.featurestore import Dtype, Feature, FeatureGroup, FeatureGroupSpec, FeatureStore
 from trivet.platform.settings import Settings
 
 T0 = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
@@ -34,6 +34,31 @@ def customers_spec(name: str = "customers", **changes: object) -> FeatureGroupSp
     }
     values.update(changes)
     return FeatureGroupSpec(**values)  # type: ignore[arg-type]
+
+
+def detached_group(
+    name: str, id_dtype: Dtype, features: list[tuple[str, str]], *, id: str
+) -> FeatureGroup:
+    """A group that is in no catalog (record id ``id``, event time ``ts``), for the code
+    that only reads a definition: validation, encoding, statistics."""
+    return FeatureGroup(
+        id=id,
+        name=name,
+        project="p",
+        resource=f"p/feature_groups/{name}",
+        record_id="id",
+        record_id_dtype=id_dtype,
+        event_time="ts",
+        features=tuple(Feature(name=n, dtype=d) for n, d in features),
+        description="",
+        tags=(),
+        ttl=None,
+        online=True,
+        offline=True,
+        created_at=T0,
+        created_by=None,
+        updated_at=T0,
+    )
 
 
 @pytest.fixture

@@ -28,7 +28,6 @@ from trivet.errors import PermissionDenied, ValidationError
 from trivet.featurestore import (
     Dtype,
     Feature,
-    FeatureGroup,
     FeatureGroupSpec,
     FeatureStore,
     IngestValidationError,
@@ -40,7 +39,7 @@ from trivet.platform import audit
 from trivet.platform.catalog.schema import feature_batches
 from trivet.platform.settings import Settings
 
-from .conftest import at, customers_spec, user_store
+from .conftest import at, customers_spec, detached_group, user_store
 
 WAIT_S = 20.0  # polling deadline for the background flusher (a bound, not a measurement)
 
@@ -322,34 +321,19 @@ def test_every_type_round_trips_through_the_buffer(fs: FeatureStore) -> None:
 
 
 # -- validation: the quick path answers exactly as a one-row ingest ---------------------------
-GROUP = FeatureGroup(
+GROUP = detached_group(
+    "g",
+    Dtype.INT,
+    [
+        ("i", "int"),
+        ("f", "float"),
+        ("s", "string"),
+        ("b", "bool"),
+        ("t", "timestamp"),
+        ("li", "list<int>"),
+        ("ls", "list<string>"),
+    ],
     id="0" * 36,
-    name="g",
-    project="p",
-    resource="p/feature_groups/g",
-    record_id="id",
-    record_id_dtype=Dtype.INT,
-    event_time="ts",
-    features=tuple(
-        Feature(name=n, dtype=d)
-        for n, d in [
-            ("i", "int"),
-            ("f", "float"),
-            ("s", "string"),
-            ("b", "bool"),
-            ("t", "timestamp"),
-            ("li", "list<int>"),
-            ("ls", "list<string>"),
-        ]
-    ),
-    description="",
-    tags=(),
-    ttl=None,
-    online=True,
-    offline=True,
-    created_at=at(0),
-    created_by=None,
-    updated_at=at(0),
 )
 _aware = st.datetimes(
     min_value=dt.datetime(1900, 1, 1),

@@ -26,42 +26,27 @@ from trivet.featurestore import Feature, FeatureGroupSpec, FeatureStore, _codec,
 from trivet.featurestore import ingest as ingest_module
 from trivet.featurestore._codec import Codec, all_distinct
 from trivet.featurestore._progress import RichProgress, progress_for
-from trivet.featurestore.definitions import Dtype, FeatureGroup
+from trivet.featurestore.definitions import Dtype
 from trivet.featurestore.online import OnlineRow, OnlineStore
 from trivet.featurestore.online._base import OnlineBatch
 
-from .conftest import T0, at
+from .conftest import at, detached_group
 from .test_online_contract import STORES
 
-MIXED = FeatureGroup(
+MIXED = detached_group(
+    "mixed",
+    Dtype.INT,
+    [
+        ("f", "float"),
+        ("i", "int"),
+        ("s", "string"),
+        ("b", "bool"),
+        ("t", "timestamp"),
+        ("lf", "list<float>"),
+        ("ls", "list<string>"),
+        ("g", "float"),
+    ],
     id="1" * 36,
-    name="mixed",
-    project="p",
-    resource="p/feature_groups/mixed",
-    record_id="id",
-    record_id_dtype=Dtype.INT,
-    event_time="ts",
-    features=tuple(
-        Feature(name=n, dtype=d)
-        for n, d in [
-            ("f", "float"),
-            ("i", "int"),
-            ("s", "string"),
-            ("b", "bool"),
-            ("t", "timestamp"),
-            ("lf", "list<float>"),
-            ("ls", "list<string>"),
-            ("g", "float"),
-        ]
-    ),
-    description="",
-    tags=(),
-    ttl=None,
-    online=True,
-    offline=True,
-    created_at=T0,
-    created_by=None,
-    updated_at=T0,
 )
 EDGE_FLOATS = [
     0.0, -0.0, 0.1, 1.0, 1e15, 1e16, 1e-4, 9.99e-5, 1e-5, 5e-324, 1.7976931348623157e308,

@@ -11,9 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import trivet
-from tests.featurestore.conftest import T0, at, user_store
+from tests.featurestore.conftest import T0, at, detached_group, user_store
 from trivet.errors import PermissionDenied, ValidationError
-from trivet.featurestore import Dtype, Feature, FeatureGroup, FeatureGroupSpec, FeatureStore
+from trivet.featurestore import Dtype, Feature, FeatureGroupSpec, FeatureStore
 from trivet.featurestore.stats import (
     FeatureStatistics,
     Histogram,
@@ -208,24 +208,7 @@ def test_statistics_need_offline_read(
 
 
 def test_asking_for_an_unknown_feature_suggests_one() -> None:
-    group = FeatureGroup(
-        id="1",
-        name="g",
-        project="p",
-        resource="p/feature_groups/g",
-        record_id="id",
-        record_id_dtype=Dtype.STRING,
-        event_time="ts",
-        features=(Feature(name="x", dtype="float"),),
-        description="",
-        tags=(),
-        ttl=None,
-        online=True,
-        offline=True,
-        created_at=T0,
-        created_by=None,
-        updated_at=T0,
-    )
+    group = detached_group("g", Dtype.STRING, [("x", "float")], id="1")
     table = pa.table({"id": ["a"], "ts": pa.array([T0], TS), "x": [1.0]})
     with pytest.raises(ValidationError, match="did you mean 'x'"):
         table_statistics(group, table).feature("xx")
